@@ -1,0 +1,64 @@
+"""Matrix products: ``dot`` for vector and matrix operands, and ``outer``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Apply, Op, as_variable
+from ..types import TensorType, upcast
+from . import elemwise as ew
+from .shape import dimshuffle
+
+
+class Dot(Op):
+    """``x @ y`` for 1-d and 2-d operands (no batching)."""
+
+    def make_node(self, x, y) -> Apply:
+        x, y = as_variable(x), as_variable(y)
+        if x.ndim not in (1, 2) or y.ndim not in (1, 2):
+            raise TypeError(f"dot: operands must be vectors or matrices, got {x.type} and "
+                            f"{y.type}")
+        if x.dtype == "bool" or y.dtype == "bool":
+            raise TypeError("dot: bool operands are not supported; cast them first")
+        dtype = upcast(x.dtype, y.dtype)
+        x, y = ew.cast(x, dtype), ew.cast(y, dtype)
+        bcast = x.broadcastable[:-1] + y.broadcastable[1:]
+        return Apply(self, [x, y], [TensorType(dtype, bcast)])
+
+    def perform(self, node, inputs):
+        x, y = inputs
+        self.infer_shape(node, [x.shape, y.shape], None)
+        return [np.asarray(np.dot(x, y))]
+
+    def infer_shape(self, node, input_shapes, input_values):
+        xs, ys = input_shapes
+        inner_x = xs[-1]
+        inner_y = ys[0]
+        if inner_x != inner_y:
+            raise ValueError(f"dot: shapes {xs} and {ys} are not aligned ({inner_x} != "
+                             f"{inner_y})")
+        return [tuple(xs[:-1]) + tuple(ys[1:])]
+
+    def grad(self, inputs, output_grads):
+        x, y = inputs
+        (g,) = output_grads
+        if x.ndim == 2 and y.ndim == 2:
+            return [dot(g, y.T), dot(x.T, g)]
+        if x.ndim == 2:
+            return [outer(g, y), dot(x.T, g)]
+        if y.ndim == 2:
+            return [dot(y, g), outer(x, g)]
+        return [g * y, g * x]
+
+
+def dot(x, y):
+    """Matrix/vector product (``x @ y``)."""
+    return Dot()(x, y)
+
+
+def outer(x, y):
+    """Outer product of two vectors."""
+    x, y = as_variable(x), as_variable(y)
+    if x.ndim != 1 or y.ndim != 1:
+        raise TypeError(f"outer: operands must be vectors, got {x.type} and {y.type}")
+    return dimshuffle(x, (0, "x")) * dimshuffle(y, ("x", 0))

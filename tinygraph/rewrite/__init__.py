@@ -1,0 +1,38 @@
+"""Graph rewrites in explicit, ordered passes: merge, constant folding, canonicalisation and
+stabilisation. Nothing is registered by import side effects; the pipeline is the list below."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..graph import Variable
+from .canonicalize import CANONICALIZE
+from .constant_folding import fold_constants
+from .engine import RewritePass
+from .merge import merge
+from .stabilize import STABILIZE
+
+constant_folding = RewritePass("constant_folding", [fold_constants])
+canonicalize = RewritePass("canonicalize", CANONICALIZE)
+stabilize_pass = RewritePass("stabilize", STABILIZE)
+
+#: the passes ``function`` runs, in order
+DEFAULT_PIPELINE = (merge, constant_folding, canonicalize, stabilize_pass, canonicalize, merge)
+
+
+def optimize(outputs: Sequence[Variable], passes=DEFAULT_PIPELINE) -> list[Variable]:
+    """``outputs`` after every pass of ``passes`` in turn."""
+    outputs = list(outputs)
+    for rewrite_pass in passes:
+        outputs = rewrite_pass(outputs)
+    return outputs
+
+
+def stabilize(outputs: Sequence[Variable]) -> list[Variable]:
+    """Only the canonicalising and stabilising passes (used by ``grad`` before it
+    differentiates)."""
+    return optimize(outputs, (canonicalize, stabilize_pass))
+
+
+__all__ = ["DEFAULT_PIPELINE", "RewritePass", "optimize", "stabilize", "merge",
+           "constant_folding", "canonicalize", "stabilize_pass"]

@@ -1,0 +1,87 @@
+"""Algebraic canonicalisation: identities that make graphs smaller and easier to match."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Apply, Constant, Variable
+from ..ops import scalar as s
+from ..ops.elemwise import Elemwise, sqrt, square
+from ..ops.shape import DimShuffle, dimshuffle
+
+
+def _scalar_op(node: Apply):
+    return node.op.scalar_op if isinstance(node.op, Elemwise) else None
+
+
+def _is_constant(var: Variable, value: float) -> bool:
+    return isinstance(var, Constant) and var.data.size > 0 and bool(np.all(var.data == value))
+
+
+def _same_type(new: Variable, old: Variable) -> bool:
+    return new.type == old.type
+
+
+def remove_neutral_elements(node: Apply) -> list[Variable] | None:
+    """x + 0, 0 + x, x - 0, x * 1, 1 * x, x / 1, x ** 1 -> x (when the type is unchanged)."""
+    op = _scalar_op(node)
+    if op is None or op.nin != 2:
+        return None
+    x, y = node.inputs
+    out = node.outputs[0]
+    candidates = []
+    if op in (s.add, s.sub) and _is_constant(y, 0):
+        candidates.append(x)
+    if op == s.add and _is_constant(x, 0):
+        candidates.append(y)
+    if op in (s.mul, s.true_div, s.pow) and _is_constant(y, 1):
+        candidates.append(x)
+    if op == s.mul and _is_constant(x, 1):
+        candidates.append(y)
+    for candidate in candidates:
+        if _same_type(candidate, out):
+            return [candidate]
+    return None
+
+
+def simplify_powers(node: Apply) -> list[Variable] | None:
+    """x ** 2 -> square(x), x ** 0.5 -> sqrt(x)."""
+    if _scalar_op(node) != s.pow:
+        return None
+    x, y = node.inputs
+    out = node.outputs[0]
+    for value, fn in ((2, square), (0.5, sqrt)):
+        if _is_constant(y, value) and y.data.size == 1:
+            candidate = fn(x)
+            if _same_type(candidate, out):
+                return [candidate]
+    return None
+
+
+def remove_double_negation(node: Apply) -> list[Variable] | None:
+    """-(-x) -> x."""
+    if _scalar_op(node) != s.neg:
+        return None
+    (x,) = node.inputs
+    if x.owner is not None and _scalar_op(x.owner) == s.neg:
+        return [x.owner.inputs[0]]
+    return None
+
+
+def merge_dimshuffles(node: Apply) -> list[Variable] | None:
+    """dimshuffle(dimshuffle(x)) -> one dimshuffle; identity dimshuffles disappear."""
+    if not isinstance(node.op, DimShuffle):
+        return None
+    (x,) = node.inputs
+    order = node.op.new_order
+    if order == tuple(range(x.ndim)):
+        return [x]
+    if x.owner is None or not isinstance(x.owner.op, DimShuffle):
+        return None
+    inner = x.owner.op.new_order
+    composed = tuple("x" if d == "x" else inner[d] for d in order)
+    return [dimshuffle(x.owner.inputs[0], composed)]
+
+
+CANONICALIZE = (remove_neutral_elements, simplify_powers, remove_double_negation,
+                merge_dimshuffles)
