@@ -9,6 +9,7 @@ from .function import Function, function
 from .grad import DisconnectedInputError, grad
 from .graph import Apply, Constant, Op, Variable, as_variable, constant
 from .printing import debugprint
+from .random import RandomStreams
 from .shared import SharedVariable, shared
 from .operations import *  # noqa: F403 - the tensor namespace is the public API
 from .operations import __all__ as _tensor_all
@@ -18,6 +19,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "config", "function", "Function", "grad", "DisconnectedInputError", "Apply", "Constant",
-    "Op", "Variable", "as_variable", "constant", "debugprint", "SharedVariable", "shared",
+    "Op", "RandomStreams", "Variable", "as_variable", "constant", "debugprint", "SharedVariable", "shared",
     "TensorType", *_tensor_all,
 ]
