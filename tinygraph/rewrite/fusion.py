@@ -1,0 +1,112 @@
+"""Elementwise fusion: chains of ``Elemwise`` nodes become one ``Elemwise(Composite)`` node.
+
+A producer is inlined into its consumer when the consumer is its only client and both have the
+same broadcastable pattern (so nothing is recomputed per broadcast element). Scalar constants
+are folded into the composite as literals.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from ..graph import Apply, Constant, Variable, toposort
+from ..ops.composite import Composite
+from ..ops.elemwise import Elemwise
+
+
+def _client_counts(outputs: Sequence[Variable]) -> Counter:
+    counts: Counter = Counter(v.id for v in outputs)
+    for node in toposort(outputs):
+        counts.update(v.id for v in node.inputs)
+    return counts
+
+
+class _Builder:
+    """Accumulates the steps and leaf inputs of one composite."""
+
+    def __init__(self) -> None:
+        self.leaves: list[Variable] = []
+        self.steps: list[tuple] = []
+        self._leaf_index: dict[int, int] = {}
+
+    def leaf(self, var: Variable) -> tuple:
+        if isinstance(var, Constant) and var.data.size == 1:
+            self.steps.append(("const", var.data.item(), var.dtype))
+            return ("step", len(self.steps) - 1)
+        if var.id not in self._leaf_index:
+            self._leaf_index[var.id] = len(self.leaves)
+            self.leaves.append(var)
+        return ("leaf", self._leaf_index[var.id])
+
+    def add(self, scalar_op, args: list[tuple]) -> tuple:
+        self.steps.append((scalar_op, tuple(args)))
+        return ("step", len(self.steps) - 1)
+
+    def inline(self, scalar_op, arg_refs: list[tuple]) -> tuple:
+        """Add ``scalar_op`` (possibly a composite) applied to already-built refs."""
+        if not isinstance(scalar_op, Composite):
+            return self.add(scalar_op, arg_refs)
+        local: list[tuple] = list(arg_refs)
+        for step in scalar_op.steps:
+            if step[0] == "const":
+                self.steps.append(step)
+                local.append(("step", len(self.steps) - 1))
+            else:
+                op, refs = step
+                local.append(self.add(op, [local[r] for r in refs]))
+        return local[-1]
+
+    def build(self, root_type) -> tuple[Composite, list[Variable]]:
+        nin = len(self.leaves)
+
+        def resolve(ref):
+            kind, index = ref
+            return index if kind == "leaf" else nin + index
+
+        steps = [step if step[0] == "const" else (step[0], tuple(resolve(r) for r in step[1]))
+                 for step in self.steps]
+        return Composite(nin, steps, [v.dtype for v in self.leaves]), self.leaves
+
+
+def fuse_elemwise(outputs: Sequence[Variable]) -> list[Variable]:
+    """The graph with fusable elementwise chains merged into composites."""
+    outputs = list(outputs)
+    clients = _client_counts(outputs)
+    memo: dict[int, Variable] = {}
+    for node in toposort(outputs):
+        inputs = [memo.get(v.id, v) for v in node.inputs]
+        if not isinstance(node.op, Elemwise):
+            if any(a is not b for a, b in zip(inputs, node.inputs)):
+                new = node.clone_with_new_inputs(inputs)
+                memo.update({o.id: n for o, n in zip(node.outputs, new.outputs)})
+            continue
+        fused = _fuse_node(node, inputs, clients)
+        memo[node.outputs[0].id] = fused
+    return [memo.get(v.id, v) for v in outputs]
+
+
+def _fusable(original: Variable, current: Variable, consumer: Apply, clients) -> bool:
+    return (current.owner is not None and isinstance(current.owner.op, Elemwise)
+            and clients[original.id] == 1
+            and current.broadcastable == consumer.outputs[0].broadcastable)
+
+
+def _fuse_node(node: Apply, inputs: list[Variable], clients) -> Variable:
+    if not any(_fusable(o, c, node, clients) for o, c in zip(node.inputs, inputs)):
+        if all(a is b for a, b in zip(inputs, node.inputs)):
+            return node.outputs[0]
+        return node.clone_with_new_inputs(inputs).outputs[0]
+    builder = _Builder()
+    refs = []
+    for original, current in zip(node.inputs, inputs):
+        if _fusable(original, current, node, clients):
+            producer = current.owner
+            inner = [builder.leaf(v) for v in producer.inputs]
+            refs.append(builder.inline(producer.op.scalar_op, inner))
+        else:
+            refs.append(builder.leaf(current))
+    builder.inline(node.op.scalar_op, refs)
+    composite, leaves = builder.build(node.outputs[0].type)
+    out = Elemwise(composite)(*leaves)
+    return out
