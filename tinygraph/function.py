@@ -19,7 +19,7 @@ class Function:
     current shared values, then all updates are applied together (Theano semantics)."""
 
     def __init__(self, inputs, outputs, single_output, updates, name, program,
-                 allow_downcast) -> None:
+                 allow_downcast, device: str) -> None:
         self.inputs = inputs
         self.outputs = outputs
         self.updates = updates
@@ -27,6 +27,7 @@ class Function:
         self._single = single_output
         self._program = program
         self._allow_downcast = allow_downcast
+        self.device = device
 
     def __call__(self, *args, **kwargs):
         values = self._bind(args, kwargs)
@@ -56,6 +57,11 @@ class Function:
     def _input_names(self) -> str:
         return ", ".join(repr(v) for v in self.inputs) or "none"
 
+    def kernels_source(self) -> str:
+        """The generated OpenCL code of this function (empty on the NumPy backend)."""
+        source = getattr(self._program, "kernels_source", None)
+        return source() if source else ""
+
     def debugprint(self, file=None) -> str:
         """Print the compiled (rewritten) graph of every output and update."""
         from .printing import debugprint
@@ -66,13 +72,14 @@ class Function:
 
 def function(inputs: Sequence[Variable], outputs=None, updates=None, givens=None,
              name: str | None = None, rewrite: bool = True, on_unused_input: str = "raise",
-             allow_downcast: bool | None = None) -> Function:
+             allow_downcast: bool | None = None, device: str | None = None) -> Function:
     """Compile a function from symbolic ``inputs`` to ``outputs`` (a variable or a list).
 
     ``updates``: pairs or a dict ``{shared: new_value}``, applied after the outputs are
     computed. ``givens``: pairs or a dict ``{var: replacement}`` substituted before
     compilation (e.g. ``{x: data[i * n:(i + 1) * n]}``). ``rewrite=False`` skips the graph
-    rewrites (useful to compare against the optimised graph).
+    rewrites (useful to compare against the optimised graph). ``device`` overrides
+    ``config.device`` ("numpy", "opencl" or "opencl:P:D") for this function.
     """
     inputs = _check_inputs(inputs)
     single = outputs is not None and not isinstance(outputs, (list, tuple))
@@ -85,19 +92,30 @@ def function(inputs: Sequence[Variable], outputs=None, updates=None, givens=None
         targets = clone_replace(targets, replace)
     update_pairs = _with_default_updates(targets, update_pairs, len(output_list))
     targets = targets[:len(output_list)] + [value for _, value in update_pairs]
+    device = device or config.device
     if rewrite:
-        from .rewrite import optimize
+        from .rewrite import DEFAULT_PIPELINE, OPENCL_PIPELINE, optimize
 
-        targets = optimize(targets)
+        targets = optimize(targets, DEFAULT_PIPELINE if device == "numpy" else OPENCL_PIPELINE)
     _check_graph_inputs(targets, inputs, on_unused_input, name)
     outputs_final = targets[:len(output_list)]
     updates_final = [(shared_var, value) for (shared_var, _), value in
                      zip(update_pairs, targets[len(output_list):])]
-    from .backends.numpy_backend import NumpyProgram
-
-    program = NumpyProgram(inputs, outputs_final, updates_final, name)
+    program = _link(device, inputs, outputs_final, updates_final, name)
     return Function(inputs, outputs_final, single, updates_final, name, program,
-                    config.allow_downcast if allow_downcast is None else allow_downcast)
+                    config.allow_downcast if allow_downcast is None else allow_downcast, device)
+
+
+def _link(device: str, inputs, outputs, updates, name):
+    """The backend program running the optimised graph on ``device``."""
+    if device == "numpy":
+        from .backends.numpy_backend import NumpyProgram
+
+        return NumpyProgram(inputs, outputs, updates, name)
+    from .backends.opencl.device import get_context
+    from .backends.opencl.linker import OpenCLProgram
+
+    return OpenCLProgram(inputs, outputs, updates, name, get_context(device))
 
 
 def _check_inputs(inputs) -> list[Variable]:

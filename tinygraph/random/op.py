@@ -66,11 +66,14 @@ class RandomDraw(Op):
             sample = philox.normal(key, base, shape, self.dtype, a, b)
         else:
             sample = philox.binomial(key, base, shape, self.n, b, self.dtype)
+        return [self.next_state(state, shape), np.asarray(sample, dtype=self.dtype)]
+
+    def next_state(self, state: np.ndarray, shape) -> np.ndarray:
+        """The state after drawing a sample of ``shape`` from ``state``."""
+        key, base = (int(v) for v in np.asarray(state).view("uint64"))
         used = philox.blocks_used(self.distribution, int(np.prod(shape)), self.param_dtype(),
                                   self.n)
-        new_state = np.array([key, (base + used) & 0xFFFFFFFFFFFFFFFF],
-                             dtype="uint64").view("int64")
-        return [new_state, np.asarray(sample, dtype=self.dtype)]
+        return np.array([key, (base + used) & 0xFFFFFFFFFFFFFFFF], dtype="uint64").view("int64")
 
     def infer_shape(self, node, input_shapes, input_values):
         return [(2,), tuple(int(s) for s in input_values[1])]

@@ -9,6 +9,7 @@ from ..graph import Variable
 from .canonicalize import CANONICALIZE
 from .constant_folding import fold_constants
 from .engine import RewritePass
+from .fusion import fuse_elemwise
 from .merge import merge
 from .stabilize import STABILIZE
 
@@ -18,6 +19,8 @@ stabilize_pass = RewritePass("stabilize", STABILIZE)
 
 #: the passes ``function`` runs, in order
 DEFAULT_PIPELINE = (merge, constant_folding, canonicalize, stabilize_pass, canonicalize, merge)
+#: the OpenCL backend also fuses elementwise chains into single kernels
+OPENCL_PIPELINE = DEFAULT_PIPELINE + (fuse_elemwise, merge)
 
 
 def optimize(outputs: Sequence[Variable], passes=DEFAULT_PIPELINE) -> list[Variable]:
@@ -34,5 +37,5 @@ def stabilize(outputs: Sequence[Variable]) -> list[Variable]:
     return optimize(outputs, (canonicalize, stabilize_pass))
 
 
-__all__ = ["DEFAULT_PIPELINE", "RewritePass", "optimize", "stabilize", "merge",
-           "constant_folding", "canonicalize", "stabilize_pass"]
+__all__ = ["DEFAULT_PIPELINE", "OPENCL_PIPELINE", "RewritePass", "fuse_elemwise", "optimize",
+           "stabilize", "merge", "constant_folding", "canonicalize", "stabilize_pass"]

@@ -1,0 +1,120 @@
+"""The steps a plan enqueues per call: kernel launches with preset arguments (only arguments
+that change between calls are set again), GEMM launches, uploads and host fallbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyopencl as cl
+
+from .storage import DeviceArray, read
+
+
+class KernelLaunch:
+    """A ``cl.Kernel`` with its static arguments set once; ``dynamic`` holds
+    ``(arg index, fn(host_values) -> value)`` for arguments recomputed on every call."""
+
+    def __init__(self, kernel: cl.Kernel, global_size, local_size, static: dict,
+                 dynamic: list[tuple[int, Callable]], label: str, source: str) -> None:
+        self.kernel = kernel
+        self.global_size = tuple(global_size)
+        self.local_size = tuple(local_size)
+        self.dynamic = dynamic
+        self.label = label
+        self.source = source
+        for index, value in static.items():
+            kernel.set_arg(index, value)
+
+    def enqueue(self, queue: cl.CommandQueue, host_values: dict):
+        for index, fn in self.dynamic:
+            self.kernel.set_arg(index, fn(host_values))
+        return cl.enqueue_nd_range_kernel(queue, self.kernel, self.global_size,
+                                          self.local_size)
+
+
+class GemmLaunch:
+    """A planned matrix product (see gemm.py) with operands resolved per call."""
+
+    def __init__(self, plan, a: DeviceArray, b: DeviceArray, c: DeviceArray, label: str,
+                 alpha: float = 1.0, beta: float = 0.0, bias: DeviceArray | None = None):
+        self.plan, self.a, self.b, self.c, self.bias = plan, a, b, c, bias
+        self.alpha, self.beta = alpha, beta
+        self.label = label
+        self.source = plan.source()
+
+    def enqueue(self, queue: cl.CommandQueue, host_values: dict):
+        extra = {}
+        if self.bias is not None:
+            extra = {"bias": self.bias.buffer,
+                     "bias_offset": self.bias.resolve_offset(host_values)}
+        return self.plan.enqueue(
+            queue, self.a.buffer, self.b.buffer, self.c.buffer,
+            a_offset=self.a.resolve_offset(host_values),
+            b_offset=self.b.resolve_offset(host_values),
+            c_offset=self.c.resolve_offset(host_values),
+            alpha=self.alpha, beta=self.beta, **extra)
+
+
+class UploadLaunch:
+    """Copies a host value (an input, or a small host-computed tensor) to the device."""
+
+    def __init__(self, var_id: int, target: DeviceArray, label: str) -> None:
+        self.var_id, self.target, self.label = var_id, target, label
+        self.source = ""
+
+    def enqueue(self, queue: cl.CommandQueue, host_values: dict):
+        value = np.ascontiguousarray(host_values[self.var_id], dtype=self.target.dtype)
+        if value.size:
+            return cl.enqueue_copy(queue, self.target.buffer, value, is_blocking=True)
+        return None
+
+
+class FillZeroLaunch:
+    """Zeroes a small buffer (error flags) before the kernels that may set it."""
+
+    def __init__(self, target: DeviceArray, label: str) -> None:
+        self.target, self.label, self.source = target, label, ""
+        self._zeros = np.zeros(target.size, dtype=target.dtype)
+
+    def enqueue(self, queue: cl.CommandQueue, host_values: dict):
+        return cl.enqueue_copy(queue, self.target.buffer, self._zeros, is_blocking=True)
+
+
+class CopyLaunch:
+    """A contiguous device-to-device copy (applying updates to shared buffers)."""
+
+    def __init__(self, source_array: DeviceArray, target: DeviceArray, label: str) -> None:
+        self.source_array, self.target, self.label, self.source = (source_array, target, label,
+                                                                  "")
+
+    def enqueue(self, queue: cl.CommandQueue, host_values: dict):
+        size = self.target.size * self.target.dtype.itemsize
+        if not size:
+            return None
+        itemsize = self.target.dtype.itemsize
+        return cl.enqueue_copy(
+            queue, self.target.buffer, self.source_array.buffer, byte_count=size,
+            src_offset=self.source_array.resolve_offset(host_values) * itemsize,
+            dst_offset=self.target.resolve_offset(host_values) * itemsize)
+
+
+class HostFallbackLaunch:
+    """Runs an op's NumPy ``perform`` on the host: inputs are read back, the result uploaded.
+    Correct but synchronous; used for ops without an OpenCL kernel."""
+
+    def __init__(self, node, inputs: list, outputs: list[DeviceArray], label: str) -> None:
+        self.node, self.inputs, self.outputs, self.label = node, inputs, outputs, label
+        self.source = f"/* {node.op}: NumPy on the host (no OpenCL kernel) */"
+
+    def enqueue(self, queue: cl.CommandQueue, host_values: dict):
+        values = [read(queue, arr, host_values) if isinstance(arr, DeviceArray)
+                  else host_values[arr] for arr in self.inputs]
+        results = self.node.op.perform(self.node, values)
+        for array, value in zip(self.outputs, results):
+            value = np.ascontiguousarray(value, dtype=array.dtype)
+            if value.size:
+                cl.enqueue_copy(queue, array.buffer, value, is_blocking=True,
+                                dst_offset=array.resolve_offset(host_values) *
+                                array.dtype.itemsize)
+        return None

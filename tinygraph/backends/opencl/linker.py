@@ -1,0 +1,362 @@
+"""The OpenCL linker: plans a graph once per shape signature and runs it.
+
+Each call first runs the small host part of the graph (shapes, index arithmetic, random-stream
+counters) in Python, which also yields the shape of every device tensor. Those shapes are the
+plan key: a plan has its kernels built, buffers allocated and arguments preset, so a call only
+sets the arguments that change (slice offsets, scalars, random counters) and enqueues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyopencl as cl
+
+from ...graph import Constant, Variable, toposort
+from ...ops.shape import Shape
+from ...ops.subtensor import IncSubtensor
+from ...random.op import RandomDraw
+from ...shared import SharedVariable
+from ...types import is_float
+from ..errors import reraise_with_node
+from .gemm import GemmPlan
+from .kernel_spec import KernelSpec, Operand
+from .launches import (
+    CopyLaunch,
+    FillZeroLaunch,
+    HostFallbackLaunch,
+    KernelLaunch,
+    UploadLaunch,
+)
+from .lowering import LOWERINGS, copy_into, region_shape
+from .storage import DeviceArray, SharedStorage, allocate, read
+
+_SCALAR_TYPES = {"bool": np.uint8}
+
+
+def _numpy_scalar(value, dtype: str):
+    return _SCALAR_TYPES.get(dtype, np.dtype(dtype).type)(value)
+
+
+class OpenCLProgram:
+    """A graph linked for an OpenCL device; ``run(inputs)`` returns the outputs and applies
+    the updates in device memory."""
+
+    def __init__(self, inputs: Sequence[Variable], outputs: Sequence[Variable],
+                 updates: Sequence[tuple[SharedVariable, Variable]], name: str | None,
+                 runtime) -> None:
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.updates = list(updates)
+        self.name = name
+        self.runtime = runtime
+        self.queue = runtime.queue
+        self._targets = self.outputs + [value for _, value in self.updates]
+        self.nodes = toposort(self._targets)
+        self._classify()
+        self._plans: dict[tuple, Plan] = {}
+
+    def _classify(self) -> None:
+        leaves = {}
+        for var in self._targets:
+            if var.owner is None:
+                leaves[var.id] = var
+        for node in self.nodes:
+            for var in node.inputs:
+                if var.owner is None:
+                    leaves[var.id] = var
+        self.shared = [v for v in leaves.values() if isinstance(v, SharedVariable)]
+        self.constants = [v for v in leaves.values() if isinstance(v, Constant)]
+        rng_states = {node.inputs[0].id for node in self.nodes
+                      if isinstance(node.op, RandomDraw)}
+        self.host_ids: set[int] = {c.id for c in self.constants}
+        self.host_ids.update(v.id for v in self.inputs if v.ndim == 0)
+        self.host_ids.update(v.id for v in self.shared if v.ndim == 0 or v.id in rng_states)
+        self.host_nodes: set[int] = set()
+        for node in self.nodes:
+            if isinstance(node.op, RandomDraw):
+                self.host_ids.add(node.outputs[0].id)
+            elif isinstance(node.op, Shape) or (
+                    all(v.id in self.host_ids for v in node.inputs)
+                    and all(o.ndim == 0 or (o.ndim == 1 and not is_float(o.dtype))
+                            for o in node.outputs)):
+                self.host_nodes.add(id(node))
+                self.host_ids.update(o.id for o in node.outputs)
+        for var in self.shared:
+            if var.id not in self.host_ids and var.device_storage is None:
+                var.device_storage = SharedStorage(self.runtime.context, self.queue)
+
+    def run(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
+        host, shapes, key = self._host_pass(values)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = Plan(self, shapes, host)
+            self._plans[key] = plan
+        return plan.execute(values, host)
+
+    def _host_pass(self, values):
+        """Host values of the host part of the graph and shapes of every variable."""
+        host: dict[int, np.ndarray] = {}
+        shapes: dict[int, tuple] = {}
+        for const in self.constants:
+            host[const.id] = const.data
+            shapes[const.id] = const.data.shape
+        for var, value in zip(self.inputs, values):
+            shapes[var.id] = value.shape
+            if var.id in self.host_ids:
+                host[var.id] = value
+        for var in self.shared:
+            if var.id in self.host_ids:
+                host[var.id] = var._value
+                shapes[var.id] = var._value.shape
+            else:
+                shapes[var.id] = var.get_value(borrow=True).shape if \
+                    var.device_storage.array is None or var.device_storage.host_is_newer \
+                    else var.device_storage.array.shape
+        extra = []
+        for node in self.nodes:
+            inputs = [host.get(v.id) for v in node.inputs]
+            try:
+                if id(node) in self.host_nodes:
+                    if isinstance(node.op, Shape):
+                        results = [np.array(shapes[node.inputs[0].id], dtype="int64")]
+                    else:
+                        results = node.op.perform(node, inputs)
+                    for out, value in zip(node.outputs, results):
+                        host[out.id] = value
+                        shapes[out.id] = np.shape(value)
+                    continue
+                in_shapes = [shapes[v.id] for v in node.inputs]
+                out_shapes = node.op.infer_shape(node, in_shapes, inputs)
+                if isinstance(node.op, RandomDraw):
+                    host[node.outputs[0].id] = node.op.next_state(inputs[0], out_shapes[1])
+                if isinstance(node.op, IncSubtensor):
+                    extra.append(region_shape(node, in_shapes[0], host))
+            except Exception as exc:  # noqa: BLE001 - re-raised with the node described
+                reraise_with_node(exc, node, [host.get(v.id, shapes.get(v.id))
+                                              for v in node.inputs], self.name)
+            for out, shape in zip(node.outputs, out_shapes):
+                shapes[out.id] = tuple(int(s) for s in shape)
+        key = tuple(shapes[v.id] for v in self._device_vars()) + tuple(extra)
+        return host, shapes, key
+
+    def _device_vars(self):
+        if not hasattr(self, "_device_var_list"):
+            seen = {}
+            for var in list(self.inputs) + self.shared:
+                seen[var.id] = var
+            for node in self.nodes:
+                for out in node.outputs:
+                    seen[out.id] = out
+            self._device_var_list = [v for v in seen.values() if v.id not in self.host_ids]
+        return self._device_var_list
+
+    def kernels_source(self) -> str:
+        """The OpenCL source of every kernel of every plan made so far."""
+        parts = []
+        for key, plan in self._plans.items():
+            parts.append(f"/* plan for shapes {key} */")
+            parts.extend(f"/* {launch.label} */\n{launch.source}" for launch in plan.launches
+                         if launch.source)
+        return "\n".join(parts)
+
+
+class Plan:
+    """Everything for one shape signature: device arrays, presets, launches."""
+
+    def __init__(self, program: OpenCLProgram, shapes: dict, host_values: dict) -> None:
+        self.program = program
+        self.runtime = program.runtime
+        self.shapes = shapes
+        self.host_values = host_values
+        self.arrays: dict[int, DeviceArray] = {}
+        self.launches: list = []
+        self.error_flags: list[tuple[DeviceArray, str]] = []
+        self._gemm_plans: dict[tuple, GemmPlan] = {}
+        self._constant_arrays: dict[int, DeviceArray] = {}
+        self.input_arrays = []
+        for var in program.inputs:
+            if var.id not in program.host_ids:
+                array = allocate(self.runtime.context, shapes[var.id], var.dtype)
+                self.arrays[var.id] = array
+                self.input_arrays.append((var, array))
+        self.shared_generations = {}
+        for var in program.shared:
+            if var.id not in program.host_ids:
+                self.arrays[var.id] = var.device_storage.device_array(var)
+                self.shared_generations[var.id] = var.device_storage.generation
+        for node in program.nodes:
+            if id(node) in program.host_nodes:
+                continue
+            lower = LOWERINGS.get(type(node.op))
+            try:
+                if lower is None:
+                    self.host_fallback(node)
+                else:
+                    lower(self, node)
+            except Exception as exc:  # noqa: BLE001 - re-raised with the node described
+                reraise_with_node(exc, node, [shapes.get(v.id) for v in node.inputs],
+                                  program.name)
+        self.update_copies = []
+        for shared_var, value in program.updates:
+            if shared_var.id in program.host_ids:
+                continue
+            source = self.array(value)
+            if source.buffer is self.arrays[shared_var.id].buffer or not source.is_contiguous():
+                copy = allocate(self.runtime.context, source.shape, source.dtype)
+                copy_into(self, value.owner, source, copy)
+                source = copy
+            self.update_copies.append(CopyLaunch(source, self.arrays[shared_var.id],
+                                                 f"update {shared_var!r}"))
+
+    # -- the interface lowering functions use -------------------------------------------------
+    def shape(self, var: Variable) -> tuple[int, ...]:
+        return self.shapes[var.id]
+
+    def is_host_scalar(self, var) -> bool:
+        return isinstance(var, Variable) and var.id in self.program.host_ids and var.ndim == 0
+
+    def allocate(self, shape, dtype) -> DeviceArray:
+        return allocate(self.runtime.context, shape, dtype)
+
+    def new_array(self, var: Variable) -> DeviceArray:
+        array = self.allocate(self.shapes[var.id], var.dtype)
+        self.arrays[var.id] = array
+        return array
+
+    def set_array(self, var: Variable, array: DeviceArray) -> None:
+        self.arrays[var.id] = array
+
+    def array(self, var: Variable) -> DeviceArray:
+        """The device array of ``var``; host values are uploaded (constants once)."""
+        if var.id in self.arrays:
+            return self.arrays[var.id]
+        if var.id not in self.program.host_ids:
+            raise RuntimeError(f"no device array for {var!r}: the plan is out of order")
+        array = self.allocate(np.shape(self.host_values[var.id]), var.dtype)
+        if isinstance(var, Constant):
+            data = np.ascontiguousarray(var.data)
+            if data.size:
+                cl.enqueue_copy(self.runtime.queue, array.buffer, data)
+        else:
+            self.launches.append(UploadLaunch(var.id, array, f"upload {var!r}"))
+        self.arrays[var.id] = array
+        return array
+
+    def add_launch(self, launch) -> None:
+        self.launches.append(launch)
+
+    def gemm_plan(self, m, n, k, trans_a, trans_b, dtype) -> GemmPlan:
+        key = (m, n, k, trans_a, trans_b, dtype)
+        if key not in self._gemm_plans:
+            self._gemm_plans[key] = GemmPlan(self.runtime.context, m, n, k, trans_a=trans_a,
+                                             trans_b=trans_b, dtype=dtype,
+                                             program_cache=self.runtime.program_cache)
+        return self._gemm_plans[key]
+
+    def host_fallback(self, node) -> None:
+        inputs = [v.id if v.id in self.program.host_ids else self.array(v) for v in node.inputs]
+        outputs = []
+        for out in node.outputs:
+            if out.id in self.program.host_ids:
+                outputs.append(self.allocate((), out.dtype))
+            else:
+                outputs.append(self.new_array(out))
+        self.launches.append(HostFallbackLaunch(node, inputs, outputs, str(node.op)))
+
+    def add_spec(self, spec: KernelSpec, node, operands: list, outputs: list[DeviceArray]
+                 ) -> None:
+        """Create the kernel of ``spec`` and bind its arguments (see kernel_spec.py)."""
+        for dtype in spec.scratch_dtypes:
+            if dtype == "float64":
+                self.runtime.require_fp64(str(node.op))
+        kernel = self.runtime.program_cache.kernel(spec.source, spec.name)
+        static, dynamic, index = {}, [], 0
+        scratch = [self.allocate((size,), dtype)
+                   for size, dtype in zip(spec.scratch_sizes, spec.scratch_dtypes)]
+        for arg in spec.args:
+            if isinstance(arg, Operand) and arg.kind == "value":
+                var = operands[arg.index]
+                value_of = _scalar_getter(var)
+                if isinstance(var, Constant) or not isinstance(var, Variable):
+                    static[index] = value_of(self.host_values)
+                else:
+                    dynamic.append((index, value_of))
+                index += 1
+            elif isinstance(arg, Operand):
+                array = {"in": operands, "out": outputs, "scratch": scratch}[arg.kind][arg.index]
+                if arg.kind == "scratch" and np.dtype(array.dtype) == np.int32:
+                    self.launches.append(FillZeroLaunch(array, "clear error flag"))
+                    self.error_flags.append((array, str(node.op)))
+                static[index] = array.buffer
+                if callable(array.offset):
+                    dynamic.append((index + 1, _offset_getter(array)))
+                else:
+                    static[index + 1] = np.int64(array.offset)
+                index += 2
+            elif callable(arg):
+                dynamic.append((index, arg))
+                index += 1
+            else:
+                static[index] = arg
+                index += 1
+        self.launches.append(KernelLaunch(kernel, spec.global_size, spec.local_size, static,
+                                          dynamic, str(node.op), spec.source))
+
+    # -- running ------------------------------------------------------------------------------
+    def execute(self, values, host_values) -> list[np.ndarray]:
+        program = self.program
+        queue = self.runtime.queue
+        self._check_shared_buffers()
+        for var, array in self.input_arrays:
+            data = np.ascontiguousarray(values[program.inputs.index(var)])
+            if data.size:
+                cl.enqueue_copy(queue, array.buffer, data, is_blocking=True)
+        for launch in self.launches:
+            launch.enqueue(queue, host_values)
+        outputs = []
+        for var in program.outputs:
+            if var.id in program.host_ids:
+                outputs.append(np.array(host_values[var.id], dtype=var.dtype))
+            else:
+                outputs.append(read(queue, self.arrays[var.id], host_values))
+        self._check_error_flags(queue)
+        for launch in self.update_copies:
+            launch.enqueue(queue, host_values)
+        for shared_var, value in program.updates:
+            if shared_var.id in program.host_ids:
+                shared_var.set_value(np.array(host_values[value.id], dtype=shared_var.dtype))
+            else:
+                shared_var.device_storage.mark_device_written()
+        return outputs
+
+    def _check_shared_buffers(self) -> None:
+        for var in self.program.shared:
+            if var.id in self.shared_generations:
+                array = var.device_storage.device_array(var)
+                if var.device_storage.generation != self.shared_generations[var.id]:
+                    raise RuntimeError(f"shared variable {var!r} changed shape since this "
+                                       "function was planned; compile it again")
+                self.arrays[var.id] = array
+
+    def _check_error_flags(self, queue) -> None:
+        for array, op_name in self.error_flags:
+            flag = np.zeros(1, dtype=np.int32)
+            cl.enqueue_copy(queue, flag, array.buffer)
+            if flag[0]:
+                raise IndexError(f"{op_name}: an index or label is out of range "
+                                 f"(detected on the OpenCL device, in function "
+                                 f"{self.program.name!r})")
+
+
+def _scalar_getter(var):
+    if isinstance(var, Variable):
+        dtype = var.dtype
+        return lambda host_values: _numpy_scalar(host_values[var.id], dtype)
+    value = np.asarray(var)
+    return lambda host_values: _numpy_scalar(value, value.dtype.name)
+
+
+def _offset_getter(array: DeviceArray):
+    return lambda host_values: np.int64(array.offset(host_values))

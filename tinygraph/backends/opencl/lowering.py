@@ -1,0 +1,213 @@
+"""How each op runs on OpenCL: a dispatch table from op class to a lowering function that adds
+launches (or views) to a plan. Ops without an entry run through the host fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...ops import scalar as s
+from ...ops.blas import Dot
+from ...ops.elemwise import Elemwise
+from ...ops.shape import Alloc, Concatenate, DimShuffle, Reshape, SpecifyBroadcastable
+from ...ops.subtensor import SYMBOLIC, IncSubtensor, Subtensor, _decode
+from .elemwise_codegen import elemwise_spec
+from .launches import GemmLaunch
+from .storage import DeviceArray, contiguous_strides
+
+
+def _aligned_strides(array: DeviceArray, out_shape) -> tuple[int, ...]:
+    return tuple(0 if size == 1 and out != 1 else stride
+                 for size, out, stride in zip(array.shape, out_shape, array.strides))
+
+
+def elementwise_into(builder, node, scalar_op, inputs, target: DeviceArray) -> None:
+    """Launch ``scalar_op`` of ``inputs`` (variables or device arrays) into ``target``."""
+    dtypes, strides, by_value, operands = [], [], [], []
+    for inp in inputs:
+        if not isinstance(inp, DeviceArray) and builder.is_host_scalar(inp):
+            dtypes.append(inp.dtype)
+            strides.append(())
+            by_value.append(True)
+            operands.append(inp)
+            continue
+        array = inp if isinstance(inp, DeviceArray) else builder.array(inp)
+        dtypes.append(array.dtype.name)
+        strides.append(_aligned_strides(array, target.shape))
+        by_value.append(False)
+        operands.append(array)
+    out_strides = None if target.is_contiguous() else target.strides
+    spec = elemwise_spec(scalar_op, dtypes, strides, by_value, target.shape, target.dtype.name,
+                         out_strides)
+    builder.add_spec(spec, node, operands, [target])
+
+
+def lower_elemwise(builder, node) -> None:
+    target = builder.new_array(node.outputs[0])
+    elementwise_into(builder, node, node.op.scalar_op, node.inputs, target)
+
+
+def copy_into(builder, node, source: DeviceArray, target: DeviceArray) -> None:
+    elementwise_into(builder, node, s.identity, [source], target)
+
+
+def contiguous(builder, node, array: DeviceArray) -> DeviceArray:
+    """``array`` itself if contiguous, else a contiguous copy."""
+    if array.is_contiguous():
+        return array
+    copy = builder.allocate(array.shape, array.dtype)
+    copy_into(builder, node, array, copy)
+    return copy
+
+
+def lower_dimshuffle(builder, node) -> None:
+    array = builder.array(node.inputs[0])
+    shape, strides = [], []
+    for d in node.op.new_order:
+        shape.append(1 if d == "x" else array.shape[d])
+        strides.append(0 if d == "x" else array.strides[d])
+    builder.set_array(node.outputs[0], DeviceArray(array.buffer, array.offset, tuple(shape),
+                                                   tuple(strides), array.dtype))
+
+
+def lower_identity_view(builder, node) -> None:
+    builder.set_array(node.outputs[0], builder.array(node.inputs[0]))
+
+
+def lower_reshape(builder, node) -> None:
+    array = contiguous(builder, node, builder.array(node.inputs[0]))
+    shape = builder.shape(node.outputs[0])
+    builder.set_array(node.outputs[0], DeviceArray(array.buffer, array.offset, shape,
+                                                   contiguous_strides(shape), array.dtype))
+
+
+def region_shape(node, x_shape, host_values) -> tuple[int, ...]:
+    """Shape of ``x[index]`` for a Subtensor or IncSubtensor node, given the host values."""
+    values = [host_values[v.id] for v in _index_vars(node)]
+    return Subtensor(node.op.idx_list).infer_shape(None, [x_shape], [None, *values])[0]
+
+
+def _index_vars(node):
+    return node.inputs[2:] if isinstance(node.op, IncSubtensor) else node.inputs[1:]
+
+
+def subtensor_view(builder, node, array: DeviceArray) -> DeviceArray | None:
+    """The view ``array[index]`` (None if a slice step is symbolic); symbolic bounds make the
+    offset a per-call function of the host values."""
+    idx_list = node.op.idx_list
+    if any(e[0] == "slice" and e[3] == SYMBOLIC for e in idx_list):
+        return None
+    index_vars = _index_vars(node)
+    strides = [array.strides[a] * (e[3] or 1) for a, e in enumerate(idx_list)
+               if e[0] == "slice"] + list(array.strides[len(idx_list):])
+    base = array.offset
+
+    def offset(host_values) -> int:
+        index = _decode(idx_list, [host_values[v.id] for v in index_vars])
+        result = base(host_values) if callable(base) else base
+        for axis, item in enumerate(index):
+            n = array.shape[axis]
+            if isinstance(item, slice):
+                first, stop, step = item.indices(n)
+                if len(range(first, stop, step)):
+                    result += first * array.strides[axis]
+            else:
+                result += (item % n) * array.strides[axis]
+        return result
+
+    static = not index_vars and not callable(base)
+    shape = region_shape(node, array.shape, builder.host_values)
+    return DeviceArray(array.buffer, offset(builder.host_values) if static else offset,
+                       shape, tuple(strides), array.dtype)
+
+
+def lower_subtensor(builder, node) -> None:
+    view = subtensor_view(builder, node, builder.array(node.inputs[0]))
+    if view is None:
+        builder.host_fallback(node)
+    else:
+        builder.set_array(node.outputs[0], view)
+
+
+def lower_inc_subtensor(builder, node) -> None:
+    if any(e[0] == "slice" and e[3] == SYMBOLIC for e in node.op.idx_list):
+        builder.host_fallback(node)
+        return
+    target = builder.new_array(node.outputs[0])
+    copy_into(builder, node, builder.array(node.inputs[0]), target)
+    region = subtensor_view(builder, node, target)
+    if node.op.set:
+        elementwise_into(builder, node, s.identity, [node.inputs[1]], region)
+    else:
+        elementwise_into(builder, node, s.add, [region, node.inputs[1]], region)
+
+
+def lower_alloc(builder, node) -> None:
+    target = builder.new_array(node.outputs[0])
+    elementwise_into(builder, node, s.identity, [node.inputs[0]], target)
+
+
+def lower_concatenate(builder, node) -> None:
+    target = builder.new_array(node.outputs[0])
+    axis = node.op.axis
+    start = 0
+    for inp in node.inputs:
+        array = builder.array(inp)
+        part = DeviceArray(target.buffer, target.offset + start * target.strides[axis],
+                           array.shape, target.strides, target.dtype)
+        copy_into(builder, node, array, part)
+        start += array.shape[axis]
+
+
+def _as_matrix(array: DeviceArray, role: str) -> DeviceArray:
+    if len(array.shape) == 2:
+        return array
+    if role == "a":
+        return DeviceArray(array.buffer, array.offset, (1, array.shape[0]),
+                           (0, array.strides[0]), array.dtype)
+    return DeviceArray(array.buffer, array.offset, (array.shape[0], 1),
+                       (array.strides[0], 0), array.dtype)
+
+
+def _gemm_operand(builder, node, array: DeviceArray) -> tuple[DeviceArray, bool]:
+    """``(array, transposed)`` usable by the GEMM kernels, copying only if necessary."""
+    rows, cols = array.shape
+    if (cols == 1 or array.strides[1] == 1) and (rows == 1 or array.strides[0] == cols):
+        return array, False
+    if (rows == 1 or array.strides[0] == 1) and (cols == 1 or array.strides[1] == rows):
+        return array, True
+    return contiguous(builder, node, array), False
+
+
+def lower_dot(builder, node) -> None:
+    x, y = node.inputs
+    out = node.outputs[0]
+    if out.dtype not in ("float32", "float64"):
+        builder.host_fallback(node)
+        return
+    a, trans_a = _gemm_operand(builder, node, _as_matrix(builder.array(x), "a"))
+    b, trans_b = _gemm_operand(builder, node, _as_matrix(builder.array(y), "b"))
+    m, k = a.shape
+    n = b.shape[1]
+    target = builder.new_array(out)
+    if 0 in (m, n, k):
+        elementwise_into(builder, node, s.identity, [np.zeros((), out.dtype)], target)
+        return
+    if out.dtype == "float64":
+        builder.runtime.require_fp64(str(node.op))
+    plan = builder.gemm_plan(m, n, k, trans_a, trans_b, out.dtype)
+    c = DeviceArray(target.buffer, target.offset, (m, n), contiguous_strides((m, n)),
+                    target.dtype)
+    builder.add_launch(GemmLaunch(plan, a, b, c, label=str(node.op)))
+
+
+LOWERINGS = {
+    Elemwise: lower_elemwise,
+    DimShuffle: lower_dimshuffle,
+    SpecifyBroadcastable: lower_identity_view,
+    Reshape: lower_reshape,
+    Subtensor: lower_subtensor,
+    IncSubtensor: lower_inc_subtensor,
+    Alloc: lower_alloc,
+    Concatenate: lower_concatenate,
+    Dot: lower_dot,
+}
