@@ -198,17 +198,30 @@ class Plan:
             except Exception as exc:  # noqa: BLE001 - re-raised with the node described
                 reraise_with_node(exc, node, [shapes.get(v.id) for v in node.inputs],
                                   program.name)
+        self.output_arrays = [None if var.id in program.host_ids else
+                              self._readable(var) for var in program.outputs]
         self.update_copies = []
+        shared_buffers = {id(self.arrays[v.id].buffer) for v in program.shared
+                          if v.id in self.arrays}
         for shared_var, value in program.updates:
             if shared_var.id in program.host_ids:
                 continue
             source = self.array(value)
-            if source.buffer is self.arrays[shared_var.id].buffer or not source.is_contiguous():
+            if id(source.buffer) in shared_buffers or not source.is_contiguous():
                 copy = allocate(self.runtime.context, source.shape, source.dtype)
                 copy_into(self, value.owner, source, copy)
                 source = copy
             self.update_copies.append(CopyLaunch(source, self.arrays[shared_var.id],
                                                  f"update {shared_var!r}"))
+
+    def _readable(self, var: Variable) -> DeviceArray:
+        """A contiguous array holding ``var`` (views are copied on the device)."""
+        array = self.array(var)
+        if array.is_contiguous():
+            return array
+        copy = self.allocate(array.shape, array.dtype)
+        copy_into(self, None, array, copy)
+        return copy
 
     # -- the interface lowering functions use -------------------------------------------------
     def shape(self, var: Variable) -> tuple[int, ...]:
@@ -256,7 +269,8 @@ class Plan:
         return self._gemm_plans[key]
 
     def host_fallback(self, node) -> None:
-        inputs = [v.id if v.id in self.program.host_ids else self.array(v) for v in node.inputs]
+        inputs = [v.id if v.id in self.program.host_ids else self._readable(v)
+                  for v in node.inputs]
         outputs = []
         for out in node.outputs:
             if out.id in self.program.host_ids:
@@ -267,10 +281,12 @@ class Plan:
 
     def add_spec(self, spec: KernelSpec, node, operands: list, outputs: list[DeviceArray]
                  ) -> None:
-        """Create the kernel of ``spec`` and bind its arguments (see kernel_spec.py)."""
+        """Create the kernel of ``spec`` and bind its arguments (see kernel_spec.py); ``node``
+        is None for the plan's own copies."""
+        label = str(node.op) if node is not None else "copy"
         for dtype in spec.scratch_dtypes:
             if dtype == "float64":
-                self.runtime.require_fp64(str(node.op))
+                self.runtime.require_fp64(label)
         kernel = self.runtime.program_cache.kernel(spec.source, spec.name)
         static, dynamic, index = {}, [], 0
         scratch = [self.allocate((size,), dtype)
@@ -288,7 +304,7 @@ class Plan:
                 array = {"in": operands, "out": outputs, "scratch": scratch}[arg.kind][arg.index]
                 if arg.kind == "scratch" and np.dtype(array.dtype) == np.int32:
                     self.launches.append(FillZeroLaunch(array, "clear error flag"))
-                    self.error_flags.append((array, str(node.op)))
+                    self.error_flags.append((array, label))
                 static[index] = array.buffer
                 if callable(array.offset):
                     dynamic.append((index + 1, _offset_getter(array)))
@@ -302,7 +318,7 @@ class Plan:
                 static[index] = arg
                 index += 1
         self.launches.append(KernelLaunch(kernel, spec.global_size, spec.local_size, static,
-                                          dynamic, str(node.op), spec.source))
+                                          dynamic, label, spec.source))
 
     # -- running ------------------------------------------------------------------------------
     def execute(self, values, host_values) -> list[np.ndarray]:
@@ -316,11 +332,11 @@ class Plan:
         for launch in self.launches:
             launch.enqueue(queue, host_values)
         outputs = []
-        for var in program.outputs:
-            if var.id in program.host_ids:
+        for var, array in zip(program.outputs, self.output_arrays):
+            if array is None:
                 outputs.append(np.array(host_values[var.id], dtype=var.dtype))
             else:
-                outputs.append(read(queue, self.arrays[var.id], host_values))
+                outputs.append(read(queue, array, host_values))
         self._check_error_flags(queue)
         for launch in self.update_copies:
             launch.enqueue(queue, host_values)

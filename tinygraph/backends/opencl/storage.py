@@ -52,19 +52,14 @@ def allocate(context: cl.Context, shape, dtype) -> DeviceArray:
 
 
 def read(queue: cl.CommandQueue, array: DeviceArray, host_values: dict) -> np.ndarray:
-    """Copy ``array`` to a new NumPy array (waits for the device)."""
+    """Copy the contiguous ``array`` to a new NumPy array (waits for the device)."""
+    if not array.is_contiguous():
+        raise ValueError("read() needs a contiguous device array; copy views on the device")
     out = np.empty(array.shape, dtype=array.dtype)
-    if out.size == 0:
-        return out
-    offset = array.resolve_offset(host_values)
-    if array.is_contiguous():
-        cl.enqueue_copy(queue, out, array.buffer, src_offset=offset * array.dtype.itemsize)
-        return out
-    span = max((s - 1) * st for s, st in zip(array.shape, array.strides)) + 1
-    flat = np.empty(span, dtype=array.dtype)
-    cl.enqueue_copy(queue, flat, array.buffer, src_offset=offset * array.dtype.itemsize)
-    return np.lib.stride_tricks.as_strided(
-        flat, array.shape, [st * array.dtype.itemsize for st in array.strides]).copy()
+    if out.size:
+        cl.enqueue_copy(queue, out, array.buffer,
+                        src_offset=array.resolve_offset(host_values) * array.dtype.itemsize)
+    return out
 
 
 class SharedStorage:

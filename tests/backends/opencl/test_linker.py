@@ -1,0 +1,146 @@
+"""The OpenCL linker against the NumPy reference: fused elementwise kernels on random graphs,
+views (transpose, slices with symbolic bounds, reshape), matrix products, updates and shared
+state, plans per shape signature."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygraph as tg
+from tinygraph.testing import strategies as tgs
+
+pytest.importorskip("pyopencl")
+
+
+def both(inputs, outputs, **kwargs):
+    return (tg.function(inputs, outputs, device="numpy", **kwargs),
+            tg.function(inputs, outputs, device="opencl", **kwargs))
+
+
+@settings(deadline=None)
+@given(tgs.elementwise_graphs(dtype="float32"))
+def test_random_elementwise_graphs_match_numpy(graph):
+    reference, opencl = both(graph.inputs, graph.output)
+    np.testing.assert_allclose(opencl(*graph.values), reference(*graph.values),
+                               rtol=2e-5, atol=2e-5)
+
+
+@settings(deadline=None)
+@given(tgs.elementwise_graphs(dtype="float64"))
+def test_random_elementwise_graphs_float64(graph):
+    reference, opencl = both(graph.inputs, graph.output)
+    np.testing.assert_allclose(opencl(*graph.values), reference(*graph.values), rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_integer_bool_and_mixed_dtypes():
+    a, b = tg.imatrix("a"), tg.lvector("b")
+    c = tg.bmatrix("c")
+    outs = [a // 3, a % -4, (a * b) // 2, tg.switch(c, a, -a), c & (a > 0), a / 2,
+            tg.abs(a), tg.sign(-a), a.astype("float32") * 0.5]
+    reference, opencl = both([a, b, c], outs)
+    rng = np.random.default_rng(0)
+    values = [rng.integers(-9, 9, (3, 4)).astype("int32"), rng.integers(-5, 5, 4),
+              rng.random((3, 4)) > 0.5]
+    for got, want in zip(opencl(*values), reference(*values)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_math_functions_and_special_values():
+    x = tg.vector("x")
+    outs = [tg.exp(x), tg.log(x), tg.sqrt(x), tg.maximum(x, 0.5), tg.minimum(x, 0.5),
+            tg.relu(x - 1), tg.clip(x, 0.2, 2.0), tg.floor(x), tg.ceil(x), tg.round(x),
+            tg.softplus(x), tg.sigmoid(-x), tg.tanh(x), x ** 1.5, tg.log1p(x), tg.expm1(x)]
+    reference, opencl = both([x], outs)
+    value = np.array([0.0, 0.5, 1.5, 2.5, 3.7, np.nan, np.inf], dtype="float32")
+    for got, want in zip(opencl(value), reference(value)):
+        np.testing.assert_allclose(got, want, rtol=3e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("transpose_a,transpose_b", [(False, False), (True, False),
+                                                     (False, True), (True, True)])
+def test_dot_with_transposed_views(transpose_a, transpose_b):
+    a, b = tg.matrix("a"), tg.matrix("b")
+    left = a.T if transpose_a else a
+    right = b.T if transpose_b else b
+    reference, opencl = both([a, b], left @ right)
+    rng = np.random.default_rng(1)
+    va = rng.normal(size=(7, 5) if transpose_a else (5, 7)).astype("float32")
+    vb = rng.normal(size=(3, 7) if transpose_b else (7, 3)).astype("float32")
+    np.testing.assert_allclose(opencl(va, vb), reference(va, vb), rtol=1e-5, atol=1e-5)
+
+
+def test_dot_vector_cases_and_float64():
+    m, v = tg.dmatrix("m"), tg.dvector("v")
+    reference, opencl = both([m, v], [m @ v, v @ m.T, v @ v, tg.outer(v, v)])
+    rng = np.random.default_rng(2)
+    vm, vv = rng.normal(size=(4, 6)), rng.normal(size=6)
+    for got, want in zip(opencl(vm, vv), reference(vm, vv)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_givens_slices_are_offsets_and_updates_apply():
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(40, 6)).astype("float32")
+    results = {}
+    for device in ("numpy", "opencl"):
+        shared_data = tg.shared(data)
+        w = tg.shared(np.ones((6, 2), "float32"), name="w")
+        x, i = tg.matrix("x"), tg.lscalar("i")
+        out = tg.tanh(x @ w)
+        step = tg.function([i], out.sum(), updates={w: w - 0.01 * tg.grad(out.sum(), w)},
+                           givens={x: shared_data[i * 8:(i + 1) * 8]}, device=device)
+        sums = [float(step(j)) for j in (0, 3, 1, 4, 2)]
+        results[device] = sums, w.get_value()
+    np.testing.assert_allclose(results["opencl"][0], results["numpy"][0], rtol=1e-5)
+    np.testing.assert_allclose(results["opencl"][1], results["numpy"][1], rtol=1e-5)
+
+
+def test_updates_use_old_values_and_swap():
+    a = tg.shared(np.arange(3, dtype="float32"), name="a")
+    b = tg.shared(np.arange(3, 6, dtype="float32"), name="b")
+    swap = tg.function([], [a + b], updates=[(a, b), (b, a)], device="opencl")
+    (total,) = swap()
+    np.testing.assert_array_equal(total, [3, 5, 7])
+    np.testing.assert_array_equal(a.get_value(), [3, 4, 5])
+    np.testing.assert_array_equal(b.get_value(), [0, 1, 2])
+    a.set_value(np.zeros(3, "float32"))
+    swap()
+    np.testing.assert_array_equal(b.get_value(), [0, 0, 0])
+
+
+def test_reshape_concatenate_inc_subtensor_alloc():
+    x = tg.matrix("x")
+    n = tg.lscalar("n")
+    outs = [x.T.reshape((-1,)), tg.concatenate([x, x * 2], axis=1), tg.stack([x, x], axis=0),
+            tg.inc_subtensor(x[1:, ::2], 10.0), tg.set_subtensor(x[:, 0], -1.0),
+            tg.zeros((n, 2)) + 3.0, x[::-1, 1:]]
+    reference, opencl = both([x, n], outs)
+    value = np.arange(12, dtype="float32").reshape(3, 4)
+    for got, want in zip(opencl(value, 2), reference(value, 2)):
+        np.testing.assert_array_equal(got, want)
+
+
+@settings(deadline=None, max_examples=10)
+@given(st.integers(1, 7), st.integers(1, 7))
+def test_new_shapes_get_new_plans(rows, cols):
+    x = tg.matrix("x")
+    f = tg.function([x], tg.sigmoid(x) * 2.0, device="opencl")
+    value = np.linspace(-1, 1, rows * cols, dtype="float32").reshape(rows, cols)
+    np.testing.assert_allclose(f(value), 2 / (1 + np.exp(-value)), rtol=1e-6)
+
+
+def test_runtime_shape_error_names_op_and_shapes():
+    a, b = tg.matrix("a"), tg.matrix("b")
+    f = tg.function([a, b], a @ b, device="opencl")
+    with pytest.raises(ValueError, match=r"Dot.*\(2, 3\).*\(4, 5\)|not aligned"):
+        f(np.zeros((2, 3), "float32"), np.zeros((4, 5), "float32"))
+
+
+def test_kernels_source_shows_generated_code():
+    x = tg.vector("x")
+    f = tg.function([x], tg.exp(x) + 1.0, device="opencl")
+    f(np.zeros(3, "float32"))
+    assert "__kernel" in f.kernels_source() and "exp(" in f.kernels_source()
