@@ -21,6 +21,8 @@ class Config:
         self.device = os.environ.get("TINYGRAPH_DEVICE", "numpy")
         #: Cast float64 inputs to float32 inputs even when the cast loses precision.
         self.allow_downcast = False
+        #: Record per-kernel times in every compiled function (``fn.profile``).
+        self.profile = os.environ.get("TINYGRAPH_PROFILE", "") not in ("", "0")
 
     @property
     def floatX(self) -> str:  # noqa: N802 - Theano's name, kept for porting

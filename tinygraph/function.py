@@ -9,6 +9,7 @@ import numpy as np
 
 from .config import config
 from .graph import Constant, Variable, as_variable, clone_replace, graph_inputs
+from .profiling import Profile
 from .shared import SharedVariable
 
 _UNUSED = ("raise", "warn", "ignore")
@@ -28,6 +29,8 @@ class Function:
         self._program = program
         self._allow_downcast = allow_downcast
         self.device = device
+        #: a :class:`~tinygraph.profiling.Profile` when compiled with ``profile=True``
+        self.profile = program.profile
 
     def __call__(self, *args, **kwargs):
         values = self._bind(args, kwargs)
@@ -72,14 +75,17 @@ class Function:
 
 def function(inputs: Sequence[Variable], outputs=None, updates=None, givens=None,
              name: str | None = None, rewrite: bool = True, on_unused_input: str = "raise",
-             allow_downcast: bool | None = None, device: str | None = None) -> Function:
+             allow_downcast: bool | None = None, device: str | None = None,
+             profile: bool | None = None) -> Function:
     """Compile a function from symbolic ``inputs`` to ``outputs`` (a variable or a list).
 
     ``updates``: pairs or a dict ``{shared: new_value}``, applied after the outputs are
     computed. ``givens``: pairs or a dict ``{var: replacement}`` substituted before
     compilation (e.g. ``{x: data[i * n:(i + 1) * n]}``). ``rewrite=False`` skips the graph
     rewrites (useful to compare against the optimised graph). ``device`` overrides
-    ``config.device`` ("numpy", "opencl" or "opencl:P:D") for this function.
+    ``config.device`` ("numpy", "opencl" or "opencl:P:D") for this function. ``profile``
+    (default ``config.profile``) records the time of every kernel (OpenCL events) or op
+    (NumPy) in ``fn.profile``; ``fn.profile.summary()`` prints the table.
     """
     inputs = _check_inputs(inputs)
     single = outputs is not None and not isinstance(outputs, (list, tuple))
@@ -101,21 +107,22 @@ def function(inputs: Sequence[Variable], outputs=None, updates=None, givens=None
     outputs_final = targets[:len(output_list)]
     updates_final = [(shared_var, value) for (shared_var, _), value in
                      zip(update_pairs, targets[len(output_list):])]
-    program = _link(device, inputs, outputs_final, updates_final, name)
+    profile = Profile(name) if (config.profile if profile is None else profile) else None
+    program = _link(device, inputs, outputs_final, updates_final, name, profile)
     return Function(inputs, outputs_final, single, updates_final, name, program,
                     config.allow_downcast if allow_downcast is None else allow_downcast, device)
 
 
-def _link(device: str, inputs, outputs, updates, name):
+def _link(device: str, inputs, outputs, updates, name, profile):
     """The backend program running the optimised graph on ``device``."""
     if device == "numpy":
         from .backends.numpy_backend import NumpyProgram
 
-        return NumpyProgram(inputs, outputs, updates, name)
+        return NumpyProgram(inputs, outputs, updates, name, profile)
     from .backends.opencl.device import get_context
     from .backends.opencl.linker import OpenCLProgram
 
-    return OpenCLProgram(inputs, outputs, updates, name, get_context(device))
+    return OpenCLProgram(inputs, outputs, updates, name, get_context(device), profile)
 
 
 def _check_inputs(inputs) -> list[Variable]:

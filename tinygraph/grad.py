@@ -56,7 +56,9 @@ def grad(cost: Variable | None, wrt, known_grads: dict | None = None,
         raise ValueError("grad: give a cost, known_grads, or both")
     grads = _backpropagate(known, wrt_list)
     roots = list(known)
-    results = [_result_for(w, grads, roots, disconnected_inputs) for w in wrt_list]
+    results = []
+    for w in wrt_list:  # a loop, not a comprehension, so warnings point at grad's caller
+        results.append(_result_for(w, grads, roots, disconnected_inputs))
     return results[0] if single else results
 
 

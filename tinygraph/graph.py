@@ -182,7 +182,8 @@ class Op:
             return type(self).__name__
         return f"{type(self).__name__}{{{', '.join(map(_short, props))}}}"
 
-    __repr__ = __str__
+    def __repr__(self) -> str:  # a method, so subclasses overriding __str__ change it too
+        return str(self)
 
 
 def _short(value) -> str:

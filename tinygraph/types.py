@@ -69,6 +69,8 @@ class TensorType:
         """Convert ``value`` to an array of this type or raise an error naming ``name``."""
         if allow_downcast is None:
             allow_downcast = config.allow_downcast
+        if type(value) is float and is_float(self.dtype):
+            value = np.asarray(value, dtype=self.dtype)
         array = np.asarray(value)
         if array.dtype.name != self.dtype:
             array = _cast_checked(array, self.dtype, name, allow_downcast)
@@ -97,8 +99,8 @@ def _cast_checked(array: np.ndarray, dtype: str, name: str, allow_downcast: bool
         source.kind in "iub" and is_float(dtype) and array.size == 0
     ):
         return array.astype(dtype)
-    converted = array.astype(dtype)
     with np.errstate(invalid="ignore", over="ignore"):
+        converted = array.astype(dtype)
         lossless = np.array_equal(converted.astype(source), array, equal_nan=source.kind == "f")
     if lossless or (allow_downcast and source.kind == "f" and is_float(dtype)):
         return converted

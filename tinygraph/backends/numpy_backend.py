@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,11 +17,12 @@ class NumpyProgram:
 
     def __init__(self, inputs: Sequence[Variable], outputs: Sequence[Variable],
                  updates: Sequence[tuple[SharedVariable, Variable]],
-                 name: str | None = None) -> None:
+                 name: str | None = None, profile=None) -> None:
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.updates = list(updates)
         self.name = name
+        self.profile = profile
         targets = self.outputs + [value for _, value in self.updates]
         self.nodes = toposort(targets)
         self._targets = targets
@@ -54,12 +56,17 @@ class NumpyProgram:
             storage[var.id] = value
         for node, in_ids, out_ids in self._steps:
             args = [storage[i] for i in in_ids]
+            start = time.perf_counter()
             try:
                 results = node.op.perform(node, args)
             except Exception as exc:  # noqa: BLE001 - re-raised with the node described
                 reraise_with_node(exc, node, args, self.name)
+            if self.profile is not None:
+                self.profile.record(str(node.op), time.perf_counter() - start)
             for out_id, result, var in zip(out_ids, results, node.outputs):
                 storage[out_id] = _checked(result, var, node)
+        if self.profile is not None:
+            self.profile.calls += 1
         outputs = [storage[v.id] for v in self._targets]
         n = len(self.outputs)
         for (shared_var, _), value in zip(self.updates, outputs[n:]):

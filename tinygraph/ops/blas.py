@@ -62,3 +62,39 @@ def outer(x, y):
     if x.ndim != 1 or y.ndim != 1:
         raise TypeError(f"outer: operands must be vectors, got {x.type} and {y.type}")
     return dimshuffle(x, (0, "x")) * dimshuffle(y, ("x", 0))
+
+
+class Gemm(Op):
+    """``beta * C + alpha * (A @ B)`` for matrices, with scalar ``alpha`` and ``beta``: what
+    SGD updates such as ``W - eta * (X.T @ G) - c * W`` are rewritten to, so the OpenCL
+    backend can run them as one product written in place into ``W``."""
+
+    def make_node(self, c, alpha, a, b, beta) -> Apply:
+        c, alpha, a, b, beta = (as_variable(v) for v in (c, alpha, a, b, beta))
+        if c.ndim != 2 or a.ndim != 2 or b.ndim != 2 or alpha.ndim or beta.ndim:
+            raise TypeError(f"gemm: expected matrices C, A, B and scalars alpha, beta, got "
+                            f"{c.type}, {alpha.type}, {a.type}, {b.type}, {beta.type}")
+        if not (c.dtype == a.dtype == b.dtype) or c.dtype not in ("float32", "float64"):
+            raise TypeError(f"gemm: C, A and B must share a float dtype, got {c.dtype}, "
+                            f"{a.dtype}, {b.dtype}")
+        alpha, beta = ew.cast(alpha, c.dtype), ew.cast(beta, c.dtype)
+        return Apply(self, [c, alpha, a, b, beta], [TensorType(c.dtype, (False, False))])
+
+    def perform(self, node, inputs):
+        c, alpha, a, b, beta = inputs
+        self.infer_shape(node, [c.shape, (), a.shape, b.shape, ()], None)
+        return [np.asarray(beta * c + alpha * np.dot(a, b), dtype=c.dtype)]
+
+    def infer_shape(self, node, input_shapes, input_values):
+        c, _, a, b, _ = input_shapes
+        if a[1] != b[0] or (a[0], b[1]) != tuple(c):
+            raise ValueError(f"gemm: shapes C {c}, A {a}, B {b} do not match")
+        return [tuple(c)]
+
+    def grad(self, inputs, output_grads):
+        raise NotImplementedError("Gemm is created by rewrites after differentiation")
+
+
+def gemm(c, alpha, a, b, beta):
+    """``beta * c + alpha * (a @ b)``."""
+    return Gemm()(c, alpha, a, b, beta)

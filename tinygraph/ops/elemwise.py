@@ -6,7 +6,7 @@ import numpy as np
 
 from ..config import config
 from ..graph import Apply, Constant, Op, Variable, as_variable, constant
-from ..types import TensorType, canonical_dtype, is_discrete, is_float, upcast
+from ..types import TensorType, canonical_dtype, is_discrete, is_float, is_integer, upcast
 from . import scalar as s
 
 
@@ -23,10 +23,17 @@ class Elemwise(Op):
     def make_node(self, *inputs) -> Apply:
         if len(inputs) != self.scalar_op.nin:
             raise TypeError(f"{self} takes {self.scalar_op.nin} inputs, got {len(inputs)}")
-        inputs = _resolve_weak_constants(self.scalar_op, [_as_input(x) for x in inputs])
+        inputs = [_as_input(x) for x in inputs]
+        weak_float_meets_int = _weak_float_meets_int(inputs)
+        inputs = _resolve_weak_constants(self.scalar_op, inputs)
         ndim = max(x.ndim for x in inputs)
         inputs = [_pad_dims(x, ndim) for x in inputs]
         out_dtype = self.scalar_op.output_dtype(*(x.dtype for x in inputs))
+        if weak_float_meets_int and is_float(out_dtype) and out_dtype != config.floatX:
+            # int_tensor * 0.5 is floatX, not NumPy's int32 + float32 -> float64: the integer
+            # operands are cast explicitly so the node keeps its type when rebuilt by rewrites
+            inputs = [cast(x, config.floatX) if is_integer(x.dtype) else x for x in inputs]
+            out_dtype = self.scalar_op.output_dtype(*(x.dtype for x in inputs))
         broadcastable = tuple(all(x.broadcastable[a] for x in inputs) for a in range(ndim))
         return Apply(self, inputs, [TensorType(out_dtype, broadcastable)])
 
@@ -88,6 +95,14 @@ class Elemwise(Op):
 
 def _as_input(x) -> Variable:
     return x if isinstance(x, Variable) else constant(x)
+
+
+def _weak_float_meets_int(inputs: list[Variable]) -> bool:
+    """True when a Python float is combined with tensors that are all integer or bool."""
+    weak = [isinstance(x, Constant) and x.weak for x in inputs]
+    strong = [x.dtype for x, w in zip(inputs, weak) if not w]
+    return bool(strong) and not any(is_float(d) for d in strong) and \
+        any(w and is_float(x.dtype) for x, w in zip(inputs, weak))
 
 
 def _resolve_weak_constants(scalar_op: s.ScalarOp, inputs: list[Variable]) -> list[Variable]:

@@ -63,17 +63,25 @@ class LogSoftmax(_RowOp):
         return [g - softmax(x) * sum(g, -1, keepdims=True)]
 
 
-def _check_labels(op, z_shape, y) -> None:
-    if z_shape[0] != y.shape[0]:
-        raise ValueError(f"{op}: {z_shape[0]} rows of logits but {y.shape[0]} labels")
+def _check_labels(op, z_shape, y, all_rows: bool = False) -> None:
+    rows = z_shape[0]
+    if (y.shape[0] != rows) if all_rows else (y.shape[0] > rows):
+        need = "one label per row" if all_rows else "at most one label per row"
+        raise ValueError(f"{op}: {rows} rows of logits but {y.shape[0]} labels ({need})")
     if y.size and (y.min() < 0 or y.max() >= z_shape[1]):
         raise ValueError(f"{op}: labels must lie in [0, {z_shape[1]}), got values from "
                          f"{y.min()} to {y.max()}")
 
 
 class CrossentropySoftmax(Op):
-    """Per-row negative log-likelihood ``-log_softmax(z)[i, y[i]]`` of integer labels, fused and
-    stable; what ``-log(softmax(z))[arange(n), y]`` is rewritten to."""
+    """Negative log-likelihoods ``-log_softmax(z)[i, y[i]]`` for ``i < len(y)``, fused and
+    stable; what ``-log(softmax(z))[arange(len(y)), y]`` is rewritten to. ``all_rows``
+    requires one label per row of ``z`` (the form ``arange(z.shape[0])``)."""
+
+    __props__ = ("all_rows",)
+
+    def __init__(self, all_rows: bool = False) -> None:
+        self.all_rows = all_rows
 
     def make_node(self, z, y) -> Apply:
         z, y = as_variable(z), as_variable(y)
@@ -81,17 +89,17 @@ class CrossentropySoftmax(Op):
             raise TypeError(f"{self}: logits must be a float matrix, got {z.type}")
         if y.ndim != 1 or not is_integer(y.dtype):
             raise TypeError(f"{self}: labels must be an integer vector, got {y.type}")
-        return Apply(self, [z, y], [TensorType(z.dtype, (z.broadcastable[0],))])
+        return Apply(self, [z, y], [TensorType(z.dtype, y.broadcastable)])
 
     def perform(self, node, inputs):
         z, y = inputs
-        _check_labels(self, z.shape, y)
+        _check_labels(self, z.shape, y, self.all_rows)
         with np.errstate(all="ignore"):
-            logp = _np_log_softmax(z)
+            logp = _np_log_softmax(z[:len(y)])
         return [(-logp[np.arange(len(y)), y]).astype(z.dtype)]
 
     def infer_shape(self, node, input_shapes, input_values):
-        return [(input_shapes[0][0],)]
+        return [(input_shapes[1][0],)]
 
     def grad(self, inputs, output_grads):
         z, y = inputs
@@ -99,7 +107,8 @@ class CrossentropySoftmax(Op):
 
 
 class CrossentropySoftmaxGrad(Op):
-    """Gradient of :class:`CrossentropySoftmax`: ``(softmax(z) - one_hot(y)) * g[:, None]``."""
+    """Gradient of :class:`CrossentropySoftmax`: row ``i < len(y)`` is
+    ``(softmax(z[i]) - one_hot(y[i])) * g[i]``, the other rows are zero."""
 
     def make_node(self, g, z, y) -> Apply:
         g, z, y = as_variable(g), as_variable(z), as_variable(y)
@@ -108,21 +117,29 @@ class CrossentropySoftmaxGrad(Op):
     def perform(self, node, inputs):
         g, z, y = inputs
         _check_labels(self, z.shape, y)
+        n = len(y)
+        out = np.zeros_like(z)
         with np.errstate(all="ignore"):
-            out = np.exp(_np_log_softmax(z))
-        out[np.arange(len(y)), y] -= 1
-        return [(out * g[:, None]).astype(z.dtype)]
+            out[:n] = np.exp(_np_log_softmax(z[:n]))
+        out[np.arange(n), y] -= 1
+        out[:n] *= g[:, None]
+        return [out.astype(z.dtype)]
 
     def infer_shape(self, node, input_shapes, input_values):
         return [input_shapes[1]]
 
     def grad(self, inputs, output_grads):
+        from .subtensor import getitem, inc_subtensor
+
         g, z, y = inputs
         (gg,) = output_grads
-        sm = softmax(z)
-        g_g = sum(gg * (sm - one_hot(y, shape(z)[1], z.dtype)), axis=1)
+        n = shape(y)[0]
+        z_n, gg_n = getitem(z, slice(None, n)), getitem(gg, slice(None, n))
+        sm = softmax(z_n)
+        g_g = sum(gg_n * (sm - one_hot(y, shape(z)[1], z.dtype)), axis=1)
         row = dimshuffle(g, (0, "x"))
-        g_z = row * sm * (gg - sum(gg * sm, 1, keepdims=True))
+        g_z_n = row * sm * (gg_n - sum(gg_n * sm, 1, keepdims=True))
+        g_z = inc_subtensor(getitem(ew.zeros_like(z), slice(None, n)), g_z_n)
         return [g_g, g_z, None]
 
 

@@ -67,9 +67,8 @@ class Reduce(Op):
                 any(x.shape[a] == 0 for a in self.axes):
             raise ValueError(f"{self}: cannot take the {self.kind} over an empty axis "
                              f"(input shape {x.shape})")
-        out = _NUMPY[self.kind](x, axis=self.axes, keepdims=self.keepdims,
-                                dtype=None if self.kind in ("max", "min") else
-                                node.outputs[0].dtype)
+        kwargs = {} if self.kind in ("max", "min") else {"dtype": node.outputs[0].dtype}
+        out = _NUMPY[self.kind](x, axis=self.axes, keepdims=self.keepdims, **kwargs)
         return [np.asarray(out, dtype=node.outputs[0].dtype)]
 
     def infer_shape(self, node, input_shapes, input_values):

@@ -55,6 +55,10 @@ class ScalarOp:
     def perform(self, *arrays: np.ndarray, out_dtype: str) -> np.ndarray:
         if self.out_dtype is _float:
             arrays = tuple(a if is_float(a.dtype.name) else a.astype(out_dtype) for a in arrays)
+        elif self.out_dtype is _arith:
+            # bools count as integers (True + True == 2); NumPy would compute logical or/and
+            # and refuses to subtract them
+            arrays = tuple(a.astype(out_dtype) if a.dtype == np.bool_ else a for a in arrays)
         with np.errstate(all="ignore"):
             result = self.impl(*arrays)
         return np.asarray(result).astype(out_dtype, copy=False)
@@ -98,13 +102,13 @@ def _softplus(x):
 
 def _int_div(x, y):
     if is_integer(np.result_type(x, y).name):
-        return np.floor_divide(x, np.where(y == 0, 1, y))
+        return np.where(y == 0, 0, np.floor_divide(x, np.where(y == 0, 1, y)))
     return np.floor_divide(x, y)
 
 
 def _mod(x, y):
     if is_integer(np.result_type(x, y).name):
-        return np.mod(x, np.where(y == 0, 1, y))
+        return np.where(y == 0, 0, np.mod(x, np.where(y == 0, 1, y)))
     return np.mod(x, y)
 
 

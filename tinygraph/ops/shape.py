@@ -118,6 +118,8 @@ def transpose(x, axes: Sequence[int] | None = None) -> Variable:
     x = as_variable(x)
     if axes is None:
         axes = tuple(reversed(range(x.ndim)))
+    elif isinstance(axes, (int, np.integer)):  # x.transpose(0) of a vector, as in NumPy
+        axes = (axes,)
     axes = tuple(a % x.ndim for a in axes)
     if sorted(axes) != list(range(x.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of {x.ndim} axes")

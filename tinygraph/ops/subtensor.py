@@ -131,15 +131,12 @@ class IncSubtensor(Op):
         x, y, *scalars = inputs
         index = _decode(self.idx_list, scalars)
         _check_bounds(self, x.shape, index)
+        _check_value_shape(self, node.inputs[1], y.shape, x[index].shape, x.shape)
         out = x.copy()
-        try:
-            if self.set:
-                out[index] = y
-            else:
-                out[index] += y
-        except ValueError as exc:
-            raise ValueError(f"{self}: cannot write a value of shape {y.shape} into "
-                             f"{out[index].shape} (x has shape {x.shape})") from exc
+        if self.set:
+            out[index] = y
+        else:
+            out[index] += y
         return [out]
 
     def infer_shape(self, node, input_shapes, input_values):
@@ -154,6 +151,20 @@ class IncSubtensor(Op):
 
     def __str__(self) -> str:
         return f"{'Set' if self.set else 'Inc'}Subtensor{{{_format(self.idx_list)}}}"
+
+
+def _check_value_shape(op, y_var: Variable, y_shape, indexed_shape, x_shape) -> None:
+    """``y`` must match the indexed region, except on axes its type declares broadcastable
+    (as in Elemwise); otherwise the gradient of ``y`` would get the region's shape."""
+    extra = len(indexed_shape) - len(y_shape)
+    fits = extra >= 0 and all(
+        size == indexed_shape[extra + a] or (bcast and size == 1)
+        for a, (size, bcast) in enumerate(zip(y_shape, y_var.broadcastable)))
+    if not fits:
+        raise ValueError(f"{op}: cannot write a value of shape {tuple(y_shape)} ({y_var.type}) "
+                         f"into the indexed region of shape {tuple(indexed_shape)} (x has shape "
+                         f"{tuple(x_shape)}); only axes of length 1 declared broadcastable can "
+                         "be broadcast")
 
 
 def _sum_to(g: Variable, y: Variable) -> Variable:
@@ -217,15 +228,13 @@ class AdvancedIncSubtensor(Op):
     def perform(self, node, inputs):
         x, y, *indices = inputs
         _check_index_values(self, x.shape, indices)
+        indexed = np.broadcast_shapes(*(i.shape for i in indices)) + x.shape[len(indices):]
+        _check_value_shape(self, node.inputs[1], y.shape, indexed, x.shape)
         out = x.copy()
-        try:
-            if self.set:
-                out[tuple(indices)] = y
-            else:
-                np.add.at(out, tuple(indices), y)
-        except ValueError as exc:
-            raise ValueError(f"{self}: cannot combine a value of shape {y.shape} with the "
-                             f"indexed shape {out[tuple(indices)].shape}") from exc
+        if self.set:
+            out[tuple(indices)] = y
+        else:
+            np.add.at(out, tuple(indices), y)
         return [out]
 
     def infer_shape(self, node, input_shapes, input_values):

@@ -10,6 +10,7 @@ from .canonicalize import CANONICALIZE
 from .constant_folding import fold_constants
 from .engine import RewritePass
 from .fusion import fuse_elemwise
+from .gemm import rewrite_gemm
 from .merge import merge
 from .stabilize import STABILIZE
 
@@ -19,8 +20,8 @@ stabilize_pass = RewritePass("stabilize", STABILIZE)
 
 #: the passes ``function`` runs, in order
 DEFAULT_PIPELINE = (merge, constant_folding, canonicalize, stabilize_pass, canonicalize, merge)
-#: the OpenCL backend also fuses elementwise chains into single kernels
-OPENCL_PIPELINE = DEFAULT_PIPELINE + (fuse_elemwise, merge)
+#: the OpenCL backend also turns updates into in-place products and fuses elementwise chains
+OPENCL_PIPELINE = DEFAULT_PIPELINE + (rewrite_gemm, constant_folding, fuse_elemwise, merge)
 
 
 def optimize(outputs: Sequence[Variable], passes=DEFAULT_PIPELINE) -> list[Variable]:
@@ -37,5 +38,6 @@ def stabilize(outputs: Sequence[Variable]) -> list[Variable]:
     return optimize(outputs, (canonicalize, stabilize_pass))
 
 
-__all__ = ["DEFAULT_PIPELINE", "OPENCL_PIPELINE", "RewritePass", "fuse_elemwise", "optimize",
+__all__ = ["DEFAULT_PIPELINE", "OPENCL_PIPELINE", "RewritePass", "fuse_elemwise", "rewrite_gemm",
+           "optimize",
            "stabilize", "merge", "constant_folding", "canonicalize", "stabilize_pass"]

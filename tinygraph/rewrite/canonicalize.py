@@ -6,7 +6,7 @@ import numpy as np
 
 from ..graph import Apply, Constant, Variable
 from ..ops import scalar as s
-from ..ops.elemwise import Elemwise, sqrt, square
+from ..ops.elemwise import Elemwise, fill, sqrt, square
 from ..ops.shape import DimShuffle, dimshuffle
 
 
@@ -14,8 +14,17 @@ def _scalar_op(node: Apply):
     return node.op.scalar_op if isinstance(node.op, Elemwise) else None
 
 
+def _constant_data(var: Variable) -> np.ndarray | None:
+    """The value of a constant, also seen through dimshuffles (Elemwise pads constants of
+    lower rank with a DimShuffle, which only constant folding removes)."""
+    while var.owner is not None and isinstance(var.owner.op, DimShuffle):
+        var = var.owner.inputs[0]
+    return var.data if isinstance(var, Constant) else None
+
+
 def _is_constant(var: Variable, value: float) -> bool:
-    return isinstance(var, Constant) and var.data.size > 0 and bool(np.all(var.data == value))
+    data = _constant_data(var)
+    return data is not None and data.size > 0 and bool(np.all(data == value))
 
 
 def _same_type(new: Variable, old: Variable) -> bool:
@@ -51,7 +60,7 @@ def simplify_powers(node: Apply) -> list[Variable] | None:
     x, y = node.inputs
     out = node.outputs[0]
     for value, fn in ((2, square), (0.5, sqrt)):
-        if _is_constant(y, value) and y.data.size == 1:
+        if _is_constant(y, value) and _constant_data(y).size == 1:
             candidate = fn(x)
             if _same_type(candidate, out):
                 return [candidate]
@@ -83,5 +92,38 @@ def merge_dimshuffles(node: Apply) -> list[Variable] | None:
     return [dimshuffle(x.owner.inputs[0], composed)]
 
 
+def _fill_parts(var: Variable):
+    """``(x, v)`` when ``var`` is ``fill(x, v)`` (Theano's ``second``)."""
+    if var.owner is not None and _scalar_op(var.owner) == s.second:
+        return var.owner.inputs
+    return None
+
+
+def sink_fills(node: Apply) -> list[Variable] | None:
+    """Move fills out of elementwise ops so gradients of sums and means simplify:
+    ``f(fill(x, v), y)`` -> ``f(v, y)`` when that keeps the output type (``y`` fixes the
+    shape), else ``fill(x, f(v, scalars))`` when the other operands are scalars."""
+    op = _scalar_op(node)
+    if op is None or op == s.second:
+        return None
+    out = node.outputs[0]
+    for i, inp in enumerate(node.inputs):
+        parts = _fill_parts(inp)
+        if parts is None:
+            continue
+        x, v = parts
+        inputs = list(node.inputs)
+        inputs[i] = v
+        replaced = node.op(*inputs)
+        if replaced.type == out.type:
+            return [replaced]
+        others = [a for j, a in enumerate(node.inputs) if j != i]
+        if all(all(a.broadcastable) for a in others + [v]):
+            sunk = fill(x, replaced)
+            if sunk.type == out.type:
+                return [sunk]
+    return None
+
+
 CANONICALIZE = (remove_neutral_elements, simplify_powers, remove_double_negation,
-                merge_dimshuffles)
+                merge_dimshuffles, sink_fills)

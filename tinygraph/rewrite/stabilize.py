@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from ..graph import Apply, Constant, Variable
 from ..ops import scalar as s
-from ..ops.elemwise import Elemwise, softplus
+from ..ops.elemwise import softplus
 from ..ops.nnet import CrossentropySoftmax, LogSoftmax, Softmax, log_softmax, softmax
 from ..ops.shape import ARange, DimShuffle, Reshape, Shape
-from ..ops.subtensor import AdvancedSubtensor, Subtensor, getitem
+from ..ops.subtensor import AdvancedSubtensor, Subtensor
 from .canonicalize import _is_constant, _scalar_op
 
 _TRANSPARENT = (Reshape, DimShuffle, Subtensor, AdvancedSubtensor)
@@ -52,7 +52,8 @@ def _is_shape_zero_of(var: Variable) -> Variable | None:
 
 
 def crossentropy_of_log_softmax(node: Apply) -> list[Variable] | None:
-    """log_softmax(z)[arange(n), y] -> -CrossentropySoftmax(z[:n], y)."""
+    """log_softmax(z)[arange(len(y)), y] -> -CrossentropySoftmax(z, y) (also with
+    ``arange(z.shape[0])``, which needs one label per row)."""
     if not isinstance(node.op, AdvancedSubtensor) or len(node.inputs) != 3:
         return None
     logp, rows, labels = node.inputs
@@ -64,9 +65,12 @@ def crossentropy_of_log_softmax(node: Apply) -> list[Variable] | None:
     if not (isinstance(start, Constant) and _is_constant(start, 0) and _is_constant(step, 1)):
         return None
     z = logp.owner.inputs[0]
-    if _is_shape_zero_of(stop) is not z:
-        z = getitem(z, slice(None, stop))
-    return [-CrossentropySoftmax()(z, labels)]
+    rows_of = _is_shape_zero_of(stop)
+    if rows_of is labels:
+        return [-CrossentropySoftmax()(z, labels)]
+    if rows_of is z:
+        return [-CrossentropySoftmax(all_rows=True)(z, labels)]
+    return None
 
 
 def _sigmoid_input(var: Variable) -> Variable | None:

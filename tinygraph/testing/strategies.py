@@ -46,11 +46,28 @@ def arrays(dtype: str, shape, domain: str = "real") -> st.SearchStrategy[np.ndar
     low, high = DOMAINS[domain]
     if dtype in FLOAT_DTYPES:
         width = 32 if dtype == "float32" else 64
+        if width == 32:  # hypothesis needs bounds exactly representable in float32
+            low, high = _float32_inside(low, high)
         elements = st.floats(low, high, width=width, allow_nan=False, allow_infinity=False)
     else:
         info = np.iinfo(dtype)
-        elements = st.integers(max(int(low), info.min), min(int(high), info.max))
+        int_low = max(int(np.ceil(low)), info.min)
+        int_high = min(int(np.floor(high)), info.max)
+        if int_low > int_high:
+            raise ValueError(f"arrays: the domain {domain!r} ({low}, {high}) contains no "
+                             f"values of dtype {dtype}")
+        elements = st.integers(int_low, int_high)
     return hnp.arrays(dtype, shape, elements=elements)
+
+
+def _float32_inside(low: float, high: float) -> tuple[float, float]:
+    """The closest float32 values inside ``[low, high]``."""
+    low32, high32 = np.float32(low), np.float32(high)
+    if low32 < low:
+        low32 = np.nextafter(low32, np.float32(np.inf))
+    if high32 > high:
+        high32 = np.nextafter(high32, np.float32(-np.inf))
+    return float(low32), float(high32)
 
 
 @dataclass

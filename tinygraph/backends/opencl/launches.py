@@ -12,7 +12,8 @@ from .storage import DeviceArray, read
 
 
 class KernelLaunch:
-    """A ``cl.Kernel`` with its static arguments set once; ``dynamic`` holds
+    """A ``cl.Kernel`` whose static arguments are set once, when the plan is finalised
+    (``DeviceArray`` values stand for their buffers); ``dynamic`` holds
     ``(arg index, fn(host_values) -> value)`` for arguments recomputed on every call."""
 
     def __init__(self, kernel: cl.Kernel, global_size, local_size, static: dict,
@@ -20,11 +21,18 @@ class KernelLaunch:
         self.kernel = kernel
         self.global_size = tuple(global_size)
         self.local_size = tuple(local_size)
+        self.static = static
         self.dynamic = dynamic
         self.label = label
         self.source = source
-        for index, value in static.items():
-            kernel.set_arg(index, value)
+
+    def arrays(self) -> list[DeviceArray]:
+        return [v for v in self.static.values() if isinstance(v, DeviceArray)]
+
+    def finalize(self) -> None:
+        for index, value in self.static.items():
+            self.kernel.set_arg(index, value.cl_buffer if isinstance(value, DeviceArray)
+                                else value)
 
     def enqueue(self, queue: cl.CommandQueue, host_values: dict):
         for index, fn in self.dynamic:
@@ -43,13 +51,16 @@ class GemmLaunch:
         self.label = label
         self.source = plan.source()
 
+    def arrays(self) -> list[DeviceArray]:
+        return [a for a in (self.a, self.b, self.c, self.bias) if a is not None]
+
     def enqueue(self, queue: cl.CommandQueue, host_values: dict):
         extra = {}
         if self.bias is not None:
-            extra = {"bias": self.bias.buffer,
+            extra = {"bias": self.bias.cl_buffer,
                      "bias_offset": self.bias.resolve_offset(host_values)}
         return self.plan.enqueue(
-            queue, self.a.buffer, self.b.buffer, self.c.buffer,
+            queue, self.a.cl_buffer, self.b.cl_buffer, self.c.cl_buffer,
             a_offset=self.a.resolve_offset(host_values),
             b_offset=self.b.resolve_offset(host_values),
             c_offset=self.c.resolve_offset(host_values),
@@ -63,10 +74,13 @@ class UploadLaunch:
         self.var_id, self.target, self.label = var_id, target, label
         self.source = ""
 
+    def arrays(self) -> list[DeviceArray]:
+        return [self.target]
+
     def enqueue(self, queue: cl.CommandQueue, host_values: dict):
         value = np.ascontiguousarray(host_values[self.var_id], dtype=self.target.dtype)
         if value.size:
-            return cl.enqueue_copy(queue, self.target.buffer, value, is_blocking=True)
+            return cl.enqueue_copy(queue, self.target.cl_buffer, value, is_blocking=True)
         return None
 
 
@@ -77,8 +91,11 @@ class FillZeroLaunch:
         self.target, self.label, self.source = target, label, ""
         self._zeros = np.zeros(target.size, dtype=target.dtype)
 
+    def arrays(self) -> list[DeviceArray]:
+        return [self.target]
+
     def enqueue(self, queue: cl.CommandQueue, host_values: dict):
-        return cl.enqueue_copy(queue, self.target.buffer, self._zeros, is_blocking=True)
+        return cl.enqueue_copy(queue, self.target.cl_buffer, self._zeros, is_blocking=True)
 
 
 class CopyLaunch:
@@ -88,13 +105,16 @@ class CopyLaunch:
         self.source_array, self.target, self.label, self.source = (source_array, target, label,
                                                                   "")
 
+    def arrays(self) -> list[DeviceArray]:
+        return [self.source_array, self.target]
+
     def enqueue(self, queue: cl.CommandQueue, host_values: dict):
         size = self.target.size * self.target.dtype.itemsize
         if not size:
             return None
         itemsize = self.target.dtype.itemsize
         return cl.enqueue_copy(
-            queue, self.target.buffer, self.source_array.buffer, byte_count=size,
+            queue, self.target.cl_buffer, self.source_array.cl_buffer, byte_count=size,
             src_offset=self.source_array.resolve_offset(host_values) * itemsize,
             dst_offset=self.target.resolve_offset(host_values) * itemsize)
 
@@ -107,6 +127,9 @@ class HostFallbackLaunch:
         self.node, self.inputs, self.outputs, self.label = node, inputs, outputs, label
         self.source = f"/* {node.op}: NumPy on the host (no OpenCL kernel) */"
 
+    def arrays(self) -> list[DeviceArray]:
+        return [a for a in self.inputs + self.outputs if isinstance(a, DeviceArray)]
+
     def enqueue(self, queue: cl.CommandQueue, host_values: dict):
         values = [read(queue, arr, host_values) if isinstance(arr, DeviceArray)
                   else host_values[arr] for arr in self.inputs]
@@ -114,7 +137,7 @@ class HostFallbackLaunch:
         for array, value in zip(self.outputs, results):
             value = np.ascontiguousarray(value, dtype=array.dtype)
             if value.size:
-                cl.enqueue_copy(queue, array.buffer, value, is_blocking=True,
+                cl.enqueue_copy(queue, array.cl_buffer, value, is_blocking=True,
                                 dst_offset=array.resolve_offset(host_values) *
                                 array.dtype.itemsize)
         return None

@@ -8,6 +8,7 @@ sets the arguments that change (slice offsets, scalars, random counters) and enq
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,7 +31,15 @@ from .launches import (
     UploadLaunch,
 )
 from .lowering import LOWERINGS, copy_into, region_shape
-from .storage import DeviceArray, SharedStorage, allocate, read
+from .storage import (
+    DeviceArray,
+    LogicalBuffer,
+    SharedStorage,
+    allocate,
+    allocate_buffer,
+    allocate_logical,
+    read,
+)
 
 _SCALAR_TYPES = {"bool": np.uint8}
 
@@ -45,13 +54,14 @@ class OpenCLProgram:
 
     def __init__(self, inputs: Sequence[Variable], outputs: Sequence[Variable],
                  updates: Sequence[tuple[SharedVariable, Variable]], name: str | None,
-                 runtime) -> None:
+                 runtime, profile=None) -> None:
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.updates = list(updates)
         self.name = name
         self.runtime = runtime
         self.queue = runtime.queue
+        self.profile = profile
         self._targets = self.outputs + [value for _, value in self.updates]
         self.nodes = toposort(self._targets)
         self._classify()
@@ -213,6 +223,44 @@ class Plan:
                 source = copy
             self.update_copies.append(CopyLaunch(source, self.arrays[shared_var.id],
                                                  f"update {shared_var!r}"))
+        self._finalize()
+
+    def _finalize(self) -> None:
+        """Bind logical buffers to physical ones, reusing a buffer once its last reader ran
+        (outputs, update sources and error flags live to the end), then preset arguments."""
+        steps = self.launches + self.update_copies
+        last_use: dict[int, int] = {}
+        for index, launch in enumerate(steps):
+            for array in launch.arrays():
+                last_use[id(array.buffer)] = index
+        pinned = [a for a in self.output_arrays if a is not None]
+        pinned += [flag for flag, _ in self.error_flags]
+        pinned += [launch.source_array for launch in self.update_copies]
+        for array in pinned:
+            last_use[id(array.buffer)] = len(steps)
+        free: list[cl.Buffer] = []
+        self.device_bytes = 0
+        for index, launch in enumerate(steps):
+            for array in launch.arrays():
+                logical = array.buffer
+                if isinstance(logical, LogicalBuffer) and logical.physical is None:
+                    logical.physical = self._take(free, logical.nbytes)
+            for array in launch.arrays():
+                logical = array.buffer
+                if isinstance(logical, LogicalBuffer) and last_use[id(logical)] == index and \
+                        logical.physical is not None and logical.physical not in free:
+                    free.append(logical.physical)
+            if hasattr(launch, "finalize"):
+                launch.finalize()
+
+    def _take(self, free: list, nbytes: int) -> cl.Buffer:
+        fitting = [b for b in free if b.size >= nbytes]
+        if fitting:
+            best = min(fitting, key=lambda b: b.size)
+            free.remove(best)
+            return best
+        self.device_bytes += nbytes
+        return allocate_buffer(self.runtime.context, nbytes, "an intermediate array")
 
     def _readable(self, var: Variable) -> DeviceArray:
         """A contiguous array holding ``var`` (views are copied on the device)."""
@@ -231,7 +279,8 @@ class Plan:
         return isinstance(var, Variable) and var.id in self.program.host_ids and var.ndim == 0
 
     def allocate(self, shape, dtype) -> DeviceArray:
-        return allocate(self.runtime.context, shape, dtype)
+        """Plan-internal storage, bound to a physical buffer by :meth:`_finalize`."""
+        return allocate_logical(shape, dtype)
 
     def new_array(self, var: Variable) -> DeviceArray:
         array = self.allocate(self.shapes[var.id], var.dtype)
@@ -247,11 +296,11 @@ class Plan:
             return self.arrays[var.id]
         if var.id not in self.program.host_ids:
             raise RuntimeError(f"no device array for {var!r}: the plan is out of order")
-        array = self.allocate(np.shape(self.host_values[var.id]), var.dtype)
+        array = allocate(self.runtime.context, np.shape(self.host_values[var.id]), var.dtype)
         if isinstance(var, Constant):
             data = np.ascontiguousarray(var.data)
             if data.size:
-                cl.enqueue_copy(self.runtime.queue, array.buffer, data)
+                cl.enqueue_copy(self.runtime.queue, array.cl_buffer, data)
         else:
             self.launches.append(UploadLaunch(var.id, array, f"upload {var!r}"))
         self.arrays[var.id] = array
@@ -305,7 +354,7 @@ class Plan:
                 if arg.kind == "scratch" and np.dtype(array.dtype) == np.int32:
                     self.launches.append(FillZeroLaunch(array, "clear error flag"))
                     self.error_flags.append((array, label))
-                static[index] = array.buffer
+                static[index] = array
                 if callable(array.offset):
                     dynamic.append((index + 1, _offset_getter(array)))
                 else:
@@ -325,12 +374,18 @@ class Plan:
         program = self.program
         queue = self.runtime.queue
         self._check_shared_buffers()
+        if program.profile is not None:
+            queue.finish()
+            queue = self.runtime.queue_for(profiling=True)
         for var, array in self.input_arrays:
             data = np.ascontiguousarray(values[program.inputs.index(var)])
             if data.size:
-                cl.enqueue_copy(queue, array.buffer, data, is_blocking=True)
+                cl.enqueue_copy(queue, array.cl_buffer, data, is_blocking=True)
+        events = []
         for launch in self.launches:
-            launch.enqueue(queue, host_values)
+            start = time.perf_counter()
+            event = launch.enqueue(queue, host_values)
+            events.append((launch.label, event, time.perf_counter() - start))
         outputs = []
         for var, array in zip(program.outputs, self.output_arrays):
             if array is None:
@@ -345,7 +400,20 @@ class Plan:
                 shared_var.set_value(np.array(host_values[value.id], dtype=shared_var.dtype))
             else:
                 shared_var.device_storage.mark_device_written()
+        if program.profile is not None:
+            queue.finish()
+            self._record(program.profile, events)
         return outputs
+
+    @staticmethod
+    def _record(profile, events) -> None:
+        """Device time of each kernel from its event (host time for host steps)."""
+        profile.calls += 1
+        for label, event, host_seconds in events:
+            if event is None:
+                profile.record(label, host_seconds)
+            else:
+                profile.record(label, (event.profile.end - event.profile.start) * 1e-9)
 
     def _check_shared_buffers(self) -> None:
         for var in self.program.shared:
@@ -359,7 +427,7 @@ class Plan:
     def _check_error_flags(self, queue) -> None:
         for array, op_name in self.error_flags:
             flag = np.zeros(1, dtype=np.int32)
-            cl.enqueue_copy(queue, flag, array.buffer)
+            cl.enqueue_copy(queue, flag, array.cl_buffer)
             if flag[0]:
                 raise IndexError(f"{op_name}: an index or label is out of range "
                                  f"(detected on the OpenCL device, in function "

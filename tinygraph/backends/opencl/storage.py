@@ -12,15 +12,31 @@ import pyopencl as cl
 Offset = int | Callable[[dict], int]
 
 
+class LogicalBuffer:
+    """Plan-internal storage: bound to a physical ``cl.Buffer`` when the plan is finalised,
+    shared with other logical buffers whose lifetimes do not overlap."""
+
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes = nbytes
+        self.physical: cl.Buffer | None = None
+
+
 @dataclass
 class DeviceArray:
     """A tensor in a device buffer: element ``offset``, ``shape`` and element ``strides``."""
 
-    buffer: cl.Buffer
+    buffer: cl.Buffer | LogicalBuffer
     offset: Offset
     shape: tuple[int, ...]
     strides: tuple[int, ...]
     dtype: np.dtype
+
+    @property
+    def cl_buffer(self) -> cl.Buffer:
+        """The physical buffer (after the plan is finalised for logical ones)."""
+        if isinstance(self.buffer, LogicalBuffer):
+            return self.buffer.physical
+        return self.buffer
 
     @property
     def size(self) -> int:
@@ -43,11 +59,35 @@ def contiguous_strides(shape) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
+def allocate_logical(shape, dtype) -> DeviceArray:
+    """A contiguous plan-internal array whose storage is assigned at finalisation."""
+    dtype = np.dtype(dtype)
+    nbytes = max(int(np.prod(shape)), 1) * dtype.itemsize
+    return DeviceArray(LogicalBuffer(nbytes), 0, tuple(shape), contiguous_strides(shape), dtype)
+
+
+def allocate_buffer(context: cl.Context, nbytes: int, what: str) -> cl.Buffer:
+    """A device buffer, or a MemoryError that says what did not fit."""
+    device = context.devices[0]
+    if nbytes > device.max_mem_alloc_size:
+        raise MemoryError(
+            f"cannot allocate {what} ({nbytes / 2**20:.1f} MiB) on {device.name.strip()!r}: "
+            f"its largest allocation is {device.max_mem_alloc_size / 2**20:.0f} MiB. Use "
+            "smaller minibatches or data chunks, or the NumPy backend")
+    try:
+        return cl.Buffer(context, cl.mem_flags.READ_WRITE, nbytes)
+    except cl.Error as exc:
+        raise MemoryError(
+            f"the OpenCL device {device.name.strip()!r} is out of memory allocating {what} "
+            f"({nbytes / 2**20:.1f} MiB): {exc}. Free functions or shared variables you no "
+            "longer need, or use smaller shapes") from exc
+
+
 def allocate(context: cl.Context, shape, dtype) -> DeviceArray:
     """A new contiguous array (at least one element of storage, so empty arrays work)."""
     dtype = np.dtype(dtype)
-    size = max(int(np.prod(shape)), 1)
-    buffer = cl.Buffer(context, cl.mem_flags.READ_WRITE, size * dtype.itemsize)
+    nbytes = max(int(np.prod(shape)), 1) * dtype.itemsize
+    buffer = allocate_buffer(context, nbytes, f"a {dtype} array of shape {tuple(shape)}")
     return DeviceArray(buffer, 0, tuple(shape), contiguous_strides(shape), dtype)
 
 
@@ -57,7 +97,7 @@ def read(queue: cl.CommandQueue, array: DeviceArray, host_values: dict) -> np.nd
         raise ValueError("read() needs a contiguous device array; copy views on the device")
     out = np.empty(array.shape, dtype=array.dtype)
     if out.size:
-        cl.enqueue_copy(queue, out, array.buffer,
+        cl.enqueue_copy(queue, out, array.cl_buffer,
                         src_offset=array.resolve_offset(host_values) * array.dtype.itemsize)
     return out
 

@@ -1,0 +1,252 @@
+"""Graph rewrites: they keep values (property tests against rewrite=False), and each rewrite
+does what it claims in the compiled graph (merge, constant folding, canonicalisation,
+stabilisation)."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygraph as tg
+from tinygraph.graph import Constant, toposort
+from tinygraph.ops.blas import Dot
+from tinygraph.ops.nnet import (
+    CrossentropySoftmax,
+    CrossentropySoftmaxGrad,
+    LogSoftmax,
+    Softmax,
+)
+from tinygraph.rewrite import RewritePass, optimize
+from tinygraph.testing import strategies as tgs
+
+
+def op_types(fn):
+    """The op classes in a compiled function's graph (outputs and updates)."""
+    targets = list(fn.outputs) + [value for _, value in fn.updates]
+    return [type(node.op) for node in toposort(targets)]
+
+
+def count(fn, op_type):
+    return op_types(fn).count(op_type)
+
+
+@given(graph=tgs.elementwise_graphs())
+def test_rewritten_elementwise_graphs_keep_their_values(compile_fn, graph):
+    optimised = compile_fn(graph.inputs, graph.output)(*graph.values)
+    plain = compile_fn(graph.inputs, graph.output, rewrite=False)(*graph.values)
+    want = graph.numpy_fn(*graph.values)
+    assert optimised.dtype == plain.dtype == np.dtype(graph.output.dtype)
+    np.testing.assert_allclose(optimised, plain, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(optimised, want, rtol=1e-10, atol=1e-12)
+
+
+@given(graph=tgs.elementwise_graphs(dtype="float32", max_ops=4))
+def test_rewritten_float32_graphs_keep_their_values(compile_fn, graph):
+    optimised = compile_fn(graph.inputs, graph.output)(*graph.values)
+    plain = compile_fn(graph.inputs, graph.output, rewrite=False)(*graph.values)
+    assert optimised.dtype == np.float32
+    np.testing.assert_allclose(optimised, plain, rtol=1e-5, atol=1e-6)
+
+
+def _nnet_patterns(z, y, n):
+    """Expressions the stabilising rewrites match, each with its gradient wrt z."""
+    rows = tg.arange(y.shape[0])
+    logp = tg.log(tg.softmax(z))
+    costs = {
+        "network3": -tg.mean(logp[rows, y]),
+        "log_then_index": -tg.mean(tg.log(tg.softmax(z)[rows, y])),
+        "categorical_int": tg.mean(tg.categorical_crossentropy(tg.softmax(z), y)),
+        "categorical_one_hot": tg.mean(tg.categorical_crossentropy(
+            tg.softmax(z), tg.one_hot(y, z.shape[1], "float64"))),
+        "n_rows": -tg.sum(logp[tg.arange(n), y[:n]]),
+        "transposed": tg.sum(tg.log(tg.softmax(z).T) * tg.constant(np.arange(3.0))[:, None]),
+        "reshaped": tg.sum(tg.log(tg.softmax(z).reshape((-1,)))),
+        "exp_log_softmax": tg.sum(tg.exp(tg.log_softmax(z)) ** 2),
+        "sigmoid": tg.sum(tg.binary_crossentropy(tg.sigmoid(z), tg.constant(0.25))),
+    }
+    return {name: [cost, tg.grad(cost, z)] for name, cost in costs.items()}
+
+
+@given(data=st.data())
+def test_rewritten_nnet_patterns_keep_their_values(compile_fn, data):
+    rows = data.draw(st.integers(1, 5))
+    logits = data.draw(tgs.arrays("float64", (rows, 3)))
+    labels = np.array(data.draw(st.lists(st.integers(0, 2), min_size=rows, max_size=rows)))
+    n = data.draw(st.integers(0, rows))
+    z, y, m = tg.dmatrix("z"), tg.lvector("y"), tg.lscalar("n")
+    for name, outputs in _nnet_patterns(z, y, m).items():
+        optimised = compile_fn([z, y, m], outputs, on_unused_input="ignore")
+        plain = compile_fn([z, y, m], outputs, rewrite=False, on_unused_input="ignore")
+        for a, b in zip(optimised(logits, labels, n), plain(logits, labels, n)):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_merge_shares_equal_computations(compile_fn):
+    x, w = tg.dmatrix("x"), tg.dmatrix("w")
+    out = tg.sum(tg.dot(x, w) + tg.dot(x, w) + tg.softmax(tg.dot(x, w)) * tg.softmax(x @ w),
+                 axis=1)
+    merged = compile_fn([x, w], out)
+    plain = compile_fn([x, w], out, rewrite=False)
+    assert count(plain, Dot) == 4 and count(plain, Softmax) == 2
+    assert count(merged, Dot) == 1 and count(merged, Softmax) == 1
+    xv, wv = np.eye(2), np.array([[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_allclose(merged(xv, wv), plain(xv, wv))
+
+
+def test_merge_shares_across_outputs_and_updates(compile_fn):
+    x = tg.dmatrix("x")
+    acc = tg.shared(np.zeros(2), name="acc")
+    f = compile_fn([x], [tg.dot(x, x), tg.dot(x, x).T],
+                   updates=[(acc, acc + tg.sum(tg.dot(x, x), axis=0))])
+    assert count(f, Dot) == 1
+    f(np.eye(2) * 2)
+    np.testing.assert_array_equal(acc.get_value(), [4.0, 4.0])
+
+
+def test_merge_pass_merges_equal_constants():
+    from tinygraph.rewrite import merge
+
+    x = tg.dvector("x")
+    a, b = tg.constant(np.arange(3.0)), tg.constant(np.arange(3.0))
+    out_a, out_b = merge([x + a, x + b])
+    assert out_a is out_b
+
+
+def test_constant_folding_folds(compile_fn):
+    f = compile_fn([], tg.constant(np.arange(4.0)) * 2 + 1)
+    assert op_types(f) == [] and isinstance(f.outputs[0], Constant)
+    np.testing.assert_array_equal(f(), [1.0, 3.0, 5.0, 7.0])
+    x = tg.dvector("x")
+    out = x * (tg.exp(tg.constant(0.0)) + tg.constant(4.0))
+    g = compile_fn([x], out)
+    for node in toposort(g.outputs):
+        assert not all(isinstance(v, Constant) for v in node.inputs), node
+    assert len(toposort(g.outputs)) == 1  # exp, add and the padding dimshuffle are gone
+    assert len(toposort(compile_fn([x], out, rewrite=False).outputs)) == 4
+    np.testing.assert_array_equal(g(np.array([1.0, 2.0])), [5.0, 10.0])
+
+
+def test_canonicalisation_removes_neutral_elements(compile_fn):
+    v = tg.dvector("v")
+    f = compile_fn([v], [v * 1, 1 * v, v + 0, 0 + v, v - 0, v / 1, v ** 1, tg.neg(-v), v.T.T])
+    assert all(out is v for out in f.outputs)
+    assert op_types(f) == []
+    i = tg.ivector("i")
+    f = compile_fn([i], i / 1)  # the division changes the type: it must stay
+    assert f(np.array([3], "int32")).dtype == np.dtype(tg.config.floatX)
+
+
+def test_canonicalisation_simplifies_powers_and_dimshuffles(compile_fn):
+    x = tg.dmatrix("x")
+    f = compile_fn([x], [x ** 2, x ** 0.5, x.dimshuffle("x", 1, 0).dimshuffle(2, 1)])
+    names = [node.op.scalar_op.name for node in toposort(f.outputs)
+             if hasattr(node.op, "scalar_op")]
+    assert "pow" not in names
+    assert f.outputs[2] is x
+    value = np.array([[1.0, 4.0], [9.0, 2.0]])
+    sq, root, same = f(value)
+    np.testing.assert_allclose(sq, value ** 2)
+    np.testing.assert_allclose(root, np.sqrt(value))
+    np.testing.assert_array_equal(same, value)
+
+
+@pytest.mark.parametrize("build", [
+    lambda x: tg.log(tg.softmax(x)),
+    lambda x: tg.log(tg.softmax(x).T),
+    lambda x: tg.log(tg.softmax(x).dimshuffle(1, "x", 0)),
+    lambda x: tg.log(tg.softmax(x).reshape((-1,))),
+    lambda x: tg.log(tg.softmax(x.reshape((x.shape[0], 1, -1))).reshape(x.shape, ndim=2)),
+    lambda x: tg.log(tg.softmax(x)[:1]),
+], ids=["plain", "transpose", "dimshuffle", "reshape", "reshape_3d", "slice"])
+def test_log_of_softmax_becomes_log_softmax(compile_fn, build):
+    x = tg.dmatrix("x")
+    out = build(x)
+    f = compile_fn([x], out)
+    assert LogSoftmax in op_types(f) and Softmax not in op_types(f)
+    value = np.array([[1e4, 0.0, -1e4], [1.0, 2.0, 3.0]])
+    got = f(value)
+    assert np.all(np.isfinite(got))
+    plain = compile_fn([x], out, rewrite=False)(value)
+    with np.errstate(divide="ignore"):
+        assert not np.all(np.isfinite(plain))  # log(0) without the rewrite
+    moderate = value / 1e4
+    np.testing.assert_allclose(f(moderate), compile_fn([x], out, rewrite=False)(moderate),
+                               rtol=1e-12)
+
+
+def test_network3_cost_becomes_the_fused_crossentropy(compile_fn):
+    z, y = tg.dmatrix("z"), tg.lvector("y")
+    cost = -tg.mean(tg.log(tg.softmax(z))[tg.arange(y.shape[0]), y])
+    gz = tg.grad(cost, z)
+    f = compile_fn([z, y], [cost, gz])
+    types = op_types(f)
+    assert CrossentropySoftmax in types and CrossentropySoftmaxGrad in types
+    assert Softmax not in types and LogSoftmax not in types
+    logits = np.array([[1e4, 0.0, -1e4], [0.0, 1e4, 5.0]])
+    labels = np.array([1, 0])
+    value, grad = f(logits, labels)
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(value, (1e4 + 1e4) / 2)
+    np.testing.assert_allclose(grad, [[0.5, -0.5, 0.0], [-0.5, 0.5, 0.0]], atol=1e-12)
+
+
+def test_grad_stabilises_before_differentiating_even_without_rewrites(compile_fn):
+    z, y = tg.dmatrix("z"), tg.lvector("y")
+    cost = -tg.mean(tg.log(tg.softmax(z))[tg.arange(y.shape[0]), y])
+    gz = tg.grad(cost, z)
+    f = compile_fn([z, y], [cost, gz], rewrite=False)
+    assert CrossentropySoftmaxGrad in op_types(f)  # built by grad, not by function
+    logits = np.array([[1e4, 0.0, -1e4], [0.0, 1e4, 5.0]])
+    with np.errstate(divide="ignore"):
+        value, grad = f(logits, np.array([1, 0]))
+    assert not np.isfinite(value)  # the cost itself is not rewritten: log(0)
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad, [[0.5, -0.5, 0.0], [-0.5, 0.5, 0.0]], atol=1e-12)
+
+
+def test_large_logits_give_finite_cost_and_gradients_in_float32(compile_fn):
+    x, y = tg.fmatrix("x"), tg.ivector("y")
+    w = tg.shared(np.array([[1.0, -1.0], [-1.0, 1.0]], "float32") * 1e4, name="w")
+    cost = tg.mean(tg.categorical_crossentropy(tg.softmax(x @ w), y))
+    gw = tg.grad(cost, w)
+    f = compile_fn([x, y], [cost, gw])
+    value, grad = f(np.array([[1.0, 0.0], [0.0, 1.0]], "float32"), np.array([1, 1], "int32"))
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(value, 1e4, rtol=1e-6)
+
+
+def test_exp_of_log_softmax_becomes_softmax(compile_fn):
+    x = tg.dmatrix("x")
+    f = compile_fn([x], tg.exp(tg.log_softmax(x)))
+    assert Softmax in op_types(f) and LogSoftmax not in op_types(f)
+    value = np.array([[1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(f(value), np.exp(value) / np.exp(value).sum())
+
+
+def test_log_of_sigmoid_becomes_softplus(compile_fn):
+    x = tg.dvector("x")
+    outs = [tg.log(tg.sigmoid(x)), tg.log(1 - tg.sigmoid(x))]
+    value = np.array([-800.0, -30.0, 0.0, 30.0, 800.0])
+    got_log_sig, got_log_one_minus = compile_fn([x], outs)(value)
+    np.testing.assert_allclose(got_log_sig, -np.logaddexp(0, -value), rtol=1e-12)
+    np.testing.assert_allclose(got_log_one_minus, -np.logaddexp(0, value), rtol=1e-12)
+    with np.errstate(all="ignore"):
+        plain = compile_fn([x], outs, rewrite=False)(value)
+    assert not np.all(np.isfinite(plain[0])) and not np.all(np.isfinite(plain[1]))
+
+
+def test_rewrites_keep_output_types():
+    x = tg.tensor("float32", broadcastable=(True, False), name="x")
+    outs = [x * 1, tg.log(tg.softmax(x)), x ** 2, (x + 0).T]
+    for before, after in zip(outs, optimize(outs)):
+        assert after.type == before.type
+
+
+def test_a_rewrite_changing_the_type_is_rejected():
+    def bad(node):
+        out = node.outputs[0]
+        return [tg.cast(out, "float32")] if out.dtype == "float64" else None
+
+    x = tg.dvector("x")
+    with pytest.raises(TypeError, match="rewrite bad replaced"):
+        RewritePass("bad", [bad])([tg.exp(x)])
