@@ -90,7 +90,7 @@ def test_outer_matches_numpy(compile_fn, data):
 
 @pytest.mark.parametrize("case", sorted(_CASES))
 @given(data=st.data())
-def test_dot_gradient(case, data):
+def test_dot_gradient(case, data, backend):
     m, k, n = (data.draw(st.integers(1, 5)) for _ in range(3))
     left, right = _shapes(case, m, k, n)
     xv = data.draw(tgs.arrays("float64", left))
@@ -99,6 +99,6 @@ def test_dot_gradient(case, data):
     verify_grad(lambda x, y: tg.tanh(x @ y), [xv, yv])
 
 
-def test_outer_gradient():
+def test_outer_gradient(backend):
     rng = np.random.default_rng(3)
     verify_grad(tg.outer, [rng.normal(size=4), rng.normal(size=3)])

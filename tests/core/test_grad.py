@@ -67,7 +67,7 @@ UNARY = {
 
 @pytest.mark.parametrize("name", sorted(UNARY))
 @given(data=st.data())
-def test_unary_gradients(name, data):
+def test_unary_gradients(name, data, backend):
     fn, kind = UNARY[name]
     shape = data.draw(tgs.shapes(max_dims=3, max_side=4))
     value = _array(data, shape, kind)
@@ -91,7 +91,7 @@ BINARY = {
 
 @pytest.mark.parametrize("name", sorted(BINARY))
 @given(data=st.data())
-def test_binary_gradients_with_broadcasting(name, data):
+def test_binary_gradients_with_broadcasting(name, data, backend):
     fn, x_kind, y_kind = BINARY[name]
     x_shape = data.draw(tgs.shapes(max_dims=3, max_side=4))
     y_shape = data.draw(tgs.broadcastable_shapes(x_shape))
@@ -101,7 +101,7 @@ def test_binary_gradients_with_broadcasting(name, data):
 
 
 @given(data=st.data())
-def test_mod_and_floor_div_gradients(data):
+def test_mod_and_floor_div_gradients(data, backend):
     shape = data.draw(tgs.shapes(max_dims=2, max_side=4))
     y = _array(data, shape, "nonzero")
     x = y * _array(data, shape, "off_integer")  # x / y stays away from integers
@@ -110,7 +110,7 @@ def test_mod_and_floor_div_gradients(data):
 
 
 @given(data=st.data())
-def test_switch_gradient_with_broadcasting(data):
+def test_switch_gradient_with_broadcasting(data, backend):
     shape = data.draw(tgs.shapes(max_dims=3, max_side=4))
     a_shape, b_shape = data.draw(tgs.broadcastable_shapes(shape)), shape
     cond = data.draw(tgs.arrays("bool", data.draw(tgs.broadcastable_shapes(shape))))
@@ -120,7 +120,7 @@ def test_switch_gradient_with_broadcasting(data):
 
 
 @given(data=st.data())
-def test_clip_gradient_wrt_value_and_bounds(data):
+def test_clip_gradient_wrt_value_and_bounds(data, backend):
     shape = data.draw(tgs.shapes(max_dims=3, max_side=4))
     x = _array(data, shape, "off_bounds")
     verify_grad(lambda v: tg.clip(v, -1.0, 1.0), [x])
@@ -148,7 +148,7 @@ REDUCTIONS = {
 
 @pytest.mark.parametrize("name", sorted(REDUCTIONS))
 @given(data=st.data())
-def test_reduction_gradients(name, data):
+def test_reduction_gradients(name, data, backend):
     fn, kind = REDUCTIONS[name]
     shape = data.draw(tgs.shapes(min_dims=0, max_dims=3, max_side=4))
     axis = _axes(data, len(shape))
@@ -181,7 +181,7 @@ def test_prod_gradient_with_zeros(compile_fn, zeros):
 
 
 @given(data=st.data())
-def test_shape_op_gradients(data):
+def test_shape_op_gradients(data, backend):
     shape = data.draw(tgs.shapes(min_dims=2, max_dims=3, max_side=4))
     value = _array(data, shape)
     other = _array(data, shape)
@@ -201,14 +201,14 @@ def test_shape_op_gradients(data):
                 [value])
 
 
-def test_dimshuffle_gradient_of_a_broadcastable_axis():
+def test_dimshuffle_gradient_of_a_broadcastable_axis(backend):
     col = np.random.default_rng(1).normal(size=(4, 1))
     verify_grad(lambda c: c.dimshuffle(0) * tg.constant(np.arange(4.0)), [col])
     verify_grad(lambda c: c * tg.constant(np.ones((4, 3))), [col])
 
 
 @given(data=st.data())
-def test_nnet_gradients(data):
+def test_nnet_gradients(data, backend):
     rows, classes = data.draw(st.integers(1, 4)), data.draw(st.integers(2, 5))
     logits = _array(data, (rows, classes))
     labels = tg.constant(np.array(data.draw(st.lists(st.integers(0, classes - 1),
@@ -244,7 +244,7 @@ SECOND = {
 
 
 @pytest.mark.parametrize("name", sorted(SECOND))
-def test_grad_of_grad(name):
+def test_grad_of_grad(name, backend):
     cost, shape = SECOND[name]
     value = np.random.default_rng(2).normal(size=shape)
     verify_grad(lambda x: tg.grad(cost(x), x), [value])

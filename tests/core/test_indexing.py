@@ -194,7 +194,7 @@ def test_set_subtensor_needs_an_indexed_target_and_matching_shapes(compile_fn):
 
 
 @given(data=st.data())
-def test_indexing_gradients(data):
+def test_indexing_gradients(data, backend):
     shape = data.draw(tgs.shapes(min_dims=2, max_dims=3, min_side=2, max_side=4))
     value = data.draw(tgs.arrays("float64", shape))
     n = shape[0]

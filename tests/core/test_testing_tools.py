@@ -36,11 +36,11 @@ class Cube(tg.Op):
         return [output_grads[0] * self.factor * x * x]
 
 
-def test_verify_grad_accepts_a_correct_gradient():
+def test_verify_grad_accepts_a_correct_gradient(backend):
     verify_grad(Cube(3.0), [np.array([0.5, -1.0, 2.0])])
 
 
-def test_verify_grad_catches_a_wrong_gradient_and_shows_the_mismatch():
+def test_verify_grad_catches_a_wrong_gradient_and_shows_the_mismatch(backend):
     with pytest.raises(GradientError) as info:
         verify_grad(Cube(2.0), [np.array([0.5, -1.0, 2.0])], rng=0)
     message = str(info.value)
@@ -52,7 +52,7 @@ def test_verify_grad_catches_a_wrong_gradient_and_shows_the_mismatch():
     assert isinstance(info.value, AssertionError)
 
 
-def test_verify_grad_reports_the_wrong_input():
+def test_verify_grad_reports_the_wrong_input(backend):
     def fn(a, b):
         return a * 2.0 + Cube(1.0)(b)
 
@@ -60,7 +60,7 @@ def test_verify_grad_reports_the_wrong_input():
         verify_grad(fn, [np.ones(2), np.full((2, 2), 1.5)])
 
 
-def test_verify_grad_catches_a_gradient_that_is_slightly_off():
+def test_verify_grad_catches_a_gradient_that_is_slightly_off(backend):
     class Scale(tg.Op):
         def make_node(self, x):
             x = tg.as_variable(x)
@@ -76,7 +76,7 @@ def test_verify_grad_catches_a_gradient_that_is_slightly_off():
         verify_grad(Scale(), [np.linspace(-1, 1, 6)])
 
 
-def test_verify_grad_catches_non_finite_gradients():
+def test_verify_grad_catches_non_finite_gradients(backend):
     class Nan(Cube):
         def grad(self, inputs, output_grads):
             return [output_grads[0] * np.nan]
@@ -85,7 +85,7 @@ def test_verify_grad_catches_non_finite_gradients():
         verify_grad(Nan(3.0), [np.array([1.0])])
 
 
-def test_verify_grad_needs_a_float_output():
+def test_verify_grad_needs_a_float_output(backend):
     with pytest.raises(TypeError, match="float tensor"):
         verify_grad(lambda x: x > 0, [np.ones(2)])
 

@@ -9,7 +9,7 @@ def describe_failure(node: Apply, values, function_name: str | None) -> str:
     """A message naming the op, its input types and shapes, and where it came from."""
     parts = []
     for i, (var, value) in enumerate(zip(node.inputs, values)):
-        shape = getattr(value, "shape", None)
+        shape = value if isinstance(value, tuple) else getattr(value, "shape", None)
         label = f" {var.name!r}" if var.name else ""
         parts.append(f"    input {i}{label}: {var.type}, shape {shape}")
     where = f" in function {function_name!r}" if function_name else ""

@@ -99,7 +99,11 @@ class CrossentropySoftmax(Op):
         return [(-logp[np.arange(len(y)), y]).astype(z.dtype)]
 
     def infer_shape(self, node, input_shapes, input_values):
-        return [(input_shapes[1][0],)]
+        z_shape, y_shape = input_shapes
+        rows, labels = z_shape[0], y_shape[0]
+        if (labels != rows) if self.all_rows else (labels > rows):
+            _check_labels(self, z_shape, np.zeros(y_shape, dtype="int64"), self.all_rows)
+        return [(labels,)]
 
     def grad(self, inputs, output_grads):
         z, y = inputs
@@ -126,7 +130,12 @@ class CrossentropySoftmaxGrad(Op):
         return [out.astype(z.dtype)]
 
     def infer_shape(self, node, input_shapes, input_values):
-        return [input_shapes[1]]
+        g_shape, z_shape, y_shape = input_shapes
+        if y_shape[0] > z_shape[0] or g_shape != y_shape:
+            raise ValueError(f"{self}: {z_shape[0]} rows of logits, {y_shape[0]} labels and "
+                             f"{g_shape[0]} gradients (at most one label per row, one gradient "
+                             "per label)")
+        return [z_shape]
 
     def grad(self, inputs, output_grads):
         from .subtensor import getitem, inc_subtensor

@@ -99,6 +99,7 @@ class Subtensor(Op):
     def infer_shape(self, node, input_shapes, input_values):
         index = _decode(self.idx_list, input_values[1:])
         shp = input_shapes[0]
+        _check_bounds(self, shp, index)
         out = [len(range(*i.indices(n))) for i, n in zip(index, shp) if isinstance(i, slice)]
         return [tuple(out) + tuple(shp[len(index):])]
 
@@ -140,7 +141,10 @@ class IncSubtensor(Op):
         return [out]
 
     def infer_shape(self, node, input_shapes, input_values):
-        return [input_shapes[0]]
+        x_shape, y_shape = input_shapes[:2]
+        region = Subtensor(self.idx_list).infer_shape(None, [x_shape], [None, *input_values[2:]])
+        _check_value_shape(self, node.inputs[1], y_shape, region[0], x_shape)
+        return [x_shape]
 
     def grad(self, inputs, output_grads):
         x, y, *scalars = inputs
@@ -200,7 +204,7 @@ class AdvancedSubtensor(Op):
 
     def infer_shape(self, node, input_shapes, input_values):
         x_shape, *index_shapes = input_shapes
-        return [tuple(np.broadcast_shapes(*index_shapes)) + tuple(x_shape[len(index_shapes):])]
+        return [_indexed_shape(self, x_shape, index_shapes)]
 
     def grad(self, inputs, output_grads):
         x, *indices = inputs
@@ -238,7 +242,10 @@ class AdvancedIncSubtensor(Op):
         return [out]
 
     def infer_shape(self, node, input_shapes, input_values):
-        return [input_shapes[0]]
+        x_shape, y_shape, *index_shapes = input_shapes
+        _check_value_shape(self, node.inputs[1], y_shape,
+                           _indexed_shape(self, x_shape, index_shapes), x_shape)
+        return [x_shape]
 
     def grad(self, inputs, output_grads):
         x, y, *indices = inputs
@@ -272,6 +279,17 @@ def _check_index_values(op, shape, indices) -> None:
     except ValueError as exc:
         raise IndexError(f"{op}: index arrays of shapes {[i.shape for i in indices]} "
                          "cannot be broadcast together") from exc
+
+
+def _indexed_shape(op, x_shape, index_shapes) -> tuple[int, ...]:
+    """Shape of ``x[i0, i1, ...]`` from the shapes alone (index values are checked when the op
+    runs)."""
+    try:
+        broadcast = np.broadcast_shapes(*index_shapes)
+    except ValueError as exc:
+        raise IndexError(f"{op}: index arrays of shapes {list(index_shapes)} "
+                         "cannot be broadcast together") from exc
+    return tuple(broadcast) + tuple(x_shape[len(index_shapes):])
 
 
 def _broadcast_patterns(patterns) -> tuple[bool, ...]:

@@ -144,3 +144,25 @@ def test_kernels_source_shows_generated_code():
     f = tg.function([x], tg.exp(x) + 1.0, device="opencl")
     f(np.zeros(3, "float32"))
     assert "__kernel" in f.kernels_source() and "exp(" in f.kernels_source()
+
+
+def test_sgd_update_runs_as_one_in_place_product():
+    rng = np.random.default_rng(4)
+    data = rng.normal(size=(30, 8)).astype("float32")
+    labels = rng.integers(0, 3, 30).astype("int32")
+    results = {}
+    for device in ("numpy", "opencl"):
+        w = tg.shared(rng.normal(size=(8, 3)).astype("float32") * 0 + 0.1, name="w")
+        x, y, i = tg.matrix("x"), tg.ivector("y"), tg.lscalar("i")
+        p = tg.softmax(x @ w)
+        cost = -tg.mean(tg.log(p)[tg.arange(y.shape[0]), y]) + 0.05 * tg.sum(w ** 2)
+        step = tg.function([i], cost, updates={w: w - 0.5 * tg.grad(cost, w)},
+                           givens={x: tg.shared(data)[i * 10:(i + 1) * 10],
+                                   y: tg.shared(labels)[i * 10:(i + 1) * 10]},
+                           device=device)
+        costs = [float(step(j % 3)) for j in range(6)]
+        results[device] = costs, w.get_value(), step
+    np.testing.assert_allclose(results["opencl"][0], results["numpy"][0], rtol=1e-5)
+    np.testing.assert_allclose(results["opencl"][1], results["numpy"][1], rtol=1e-5, atol=1e-6)
+    source = results["opencl"][2].kernels_source()
+    assert "Gemm in place" in source

@@ -13,7 +13,7 @@ import numpy as np
 from ...ops import scalar as s
 from ...ops.composite import Composite
 from ...types import is_float, upcast
-from .kernel_spec import KernelSpec, Operand, c_type, element_index, fp64_pragma
+from .kernel_spec import KernelSpec, Operand, c_type, fp64_pragma
 
 HELPERS = """
 inline long tg_floordiv_l(long a, long b) {
@@ -122,55 +122,120 @@ def _steps(op: s.ScalarOp, input_dtypes: list[str], out_dtype: str):
     return [((op, tuple(range(len(input_dtypes)))), out_dtype)]
 
 
+#: one local size for every elementwise kernel: PoCL compiles a kernel again for each new
+#: local size, so a fixed size keeps one build per source
+LOCAL_SIZE = 64
+
+
+def collapse_axes(shape, strides_lists):
+    """Drop length-1 axes and merge neighbours that every operand walks contiguously, so most
+    elementwise kernels become 1-d or 2-d whatever the rank of the tensors."""
+    axes = [a for a, n in enumerate(shape) if n != 1]
+    new_shape = [shape[a] for a in axes]
+    new_strides = [[strides[a] for a in axes] for strides in strides_lists]
+    a = len(new_shape) - 2
+    while a >= 0:
+        if all(st[a] == st[a + 1] * new_shape[a + 1] for st in new_strides):
+            new_shape[a] *= new_shape[a + 1]
+            del new_shape[a + 1]
+            for st in new_strides:
+                st[a] = st[a + 1]
+                del st[a + 1]
+        a -= 1
+    return new_shape, new_strides
+
+
+def _index(name: str, strides, args: list, params: list) -> str:
+    """Storage index of operand ``name`` from the coordinates c0..; strides 0 and 1 are baked
+    in, others become ``long`` arguments."""
+    terms = [f"{name}_off"]
+    for a, stride in enumerate(strides):
+        if stride == 0:
+            continue
+        if stride == 1:
+            terms.append(f"c{a}")
+        else:
+            params.append(f"const long {name}_s{a}")
+            args.append(np.int64(stride))
+            terms.append(f"c{a} * {name}_s{a}")
+    return " + ".join(terms)
+
+
 def elemwise_spec(op: s.ScalarOp, input_dtypes: list[str], input_strides: list[tuple],
                   input_is_scalar_arg: list[bool], out_shape: tuple[int, ...],
                   out_dtype: str, out_strides: tuple[int, ...] | None = None) -> KernelSpec:
-    """A kernel writing ``op`` of the inputs into a contiguous output of ``out_shape``.
+    """A kernel writing ``op`` of the inputs into an output of ``out_shape``.
 
     ``input_strides`` are element strides aligned with the output axes (0 where an input is
     broadcast). Inputs flagged in ``input_is_scalar_arg`` are passed by value (host scalars).
-    ``out_strides`` writes into a strided view instead (concatenate, inc_subtensor).
+    ``out_strides`` writes into a strided view (concatenate, inc_subtensor); by default the
+    output is contiguous. Sizes and strides other than 0 and 1 are kernel arguments, so one
+    program serves every shape with the same layout pattern.
     """
     size = int(np.prod(out_shape))
-    params, args, loads = [], [], []
-    for i, (dtype, strides, by_value) in enumerate(zip(input_dtypes, input_strides,
-                                                       input_is_scalar_arg)):
+    if out_strides is None:
+        out_strides = tuple(int(np.prod(out_shape[a + 1:])) for a in range(len(out_shape)))
+    arrays = [i for i, by_value in enumerate(input_is_scalar_arg) if not by_value]
+    shape, strides = collapse_axes(out_shape, [input_strides[i] for i in arrays]
+                                   + [out_strides])
+    params, args = [], []
+    loads = {}
+    coordinate_params, coordinate_args = _coordinate_args(shape)
+    for i, (dtype, by_value) in enumerate(zip(input_dtypes, input_is_scalar_arg)):
         ct = c_type(dtype)
         if by_value:
             params.append(f"const {ct} in{i}")
             args.append(Operand("value", i))
-            loads.append(f"in{i}")
+            loads[i] = f"in{i}"
         else:
             params.append(f"__global const {ct}* restrict in{i}, const long in{i}_off")
             args.append(Operand("in", i))
-            index = element_index("gid", out_shape, strides, f"in{i}_off")
-            loads.append(f"in{i}[{index}]")
+            index = _index(f"in{i}", strides[arrays.index(i)], args, params)
+            loads[i] = f"in{i}[{index}]"
     params.append(f"__global {c_type(out_dtype)}* restrict out0, const long out0_off")
     args.append(Operand("out", 0))
-    body, names, dtypes = [], [], list(input_dtypes)
-    values = list(loads)
+    out_index = _index("out0", strides[-1], args, params)
+    params += ["const long size", *coordinate_params]
+    args += [np.int64(size), *coordinate_args]
+    body, dtypes = [], list(input_dtypes)
+    values = [loads[i] for i in range(len(input_dtypes))]
     for k, (step, dtype) in enumerate(_steps(op, input_dtypes, out_dtype)):
-        var = f"v{k}"
         if step[0] == "const":
             expr = literal(step[1], dtype)
         else:
             scalar_op, refs = step
             expr = scalar_expression(scalar_op, [values[r] for r in refs],
                                      [dtypes[r] for r in refs], dtype)
-        body.append(f"    const {c_type(dtype)} {var} = {expr};")
-        values.append(var)
+        body.append(f"    const {c_type(dtype)} v{k} = {expr};")
+        values.append(f"v{k}")
         dtypes.append(dtype)
-        names.append(var)
-    out_index = "out0_off + gid" if out_strides is None else element_index(
-        "gid", out_shape, out_strides, "out0_off")
     source = (
         fp64_pragma(*input_dtypes, out_dtype) + HELPERS
         + f"__kernel void elemwise({', '.join(params)}) {{\n"
         + "    const long gid = get_global_id(0);\n"
-        + f"    if (gid >= {size}L) return;\n"
+        + "    if (gid >= size) return;\n"
+        + _coordinates(len(shape))
         + "\n".join(body) + "\n"
-        + f"    out0[{out_index}] = ({c_type(out_dtype)}){names[-1]};\n}}\n"
+        + f"    out0[{out_index}] = ({c_type(out_dtype)}){values[-1]};\n}}\n"
     )
-    local = 64 if size >= 64 else max(1, size)
-    global_size = -(-max(size, 1) // local) * local
-    return KernelSpec(source, "elemwise", (global_size,), (local,), args)
+    global_size = -(-max(size, 1) // LOCAL_SIZE) * LOCAL_SIZE
+    return KernelSpec(source, "elemwise", (global_size,), (LOCAL_SIZE,), args)
+
+
+def _coordinate_args(shape) -> tuple[list[str], list]:
+    """Sizes of all axes but the first, as kernel arguments."""
+    return ([f"const long n{a}" for a in range(1, len(shape))],
+            [np.int64(n) for n in shape[1:]])
+
+
+def _coordinates(ndim: int) -> str:
+    """C computing coordinates c0..c{ndim-1} of element ``gid`` (C order)."""
+    if ndim == 0:
+        return ""
+    if ndim == 1:
+        return "    const long c0 = gid;\n"
+    lines = ["    long rest = gid;"]
+    for a in range(ndim - 1, 0, -1):
+        lines.append(f"    const long c{a} = rest % n{a}; rest /= n{a};")
+    lines.append("    const long c0 = rest;")
+    return "\n".join(lines) + "\n"

@@ -45,7 +45,8 @@ class GemmLaunch:
     """A planned matrix product (see gemm.py) with operands resolved per call."""
 
     def __init__(self, plan, a: DeviceArray, b: DeviceArray, c: DeviceArray, label: str,
-                 alpha: float = 1.0, beta: float = 0.0, bias: DeviceArray | None = None):
+                 alpha: float | Callable = 1.0, beta: float | Callable = 0.0,
+                 bias: DeviceArray | None = None):
         self.plan, self.a, self.b, self.c, self.bias = plan, a, b, c, bias
         self.alpha, self.beta = alpha, beta
         self.label = label
@@ -64,7 +65,8 @@ class GemmLaunch:
             a_offset=self.a.resolve_offset(host_values),
             b_offset=self.b.resolve_offset(host_values),
             c_offset=self.c.resolve_offset(host_values),
-            alpha=self.alpha, beta=self.beta, **extra)
+            alpha=self.alpha(host_values) if callable(self.alpha) else self.alpha,
+            beta=self.beta(host_values) if callable(self.beta) else self.beta, **extra)
 
 
 class UploadLaunch:

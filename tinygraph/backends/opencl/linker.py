@@ -15,6 +15,7 @@ import numpy as np
 import pyopencl as cl
 
 from ...graph import Constant, Variable, toposort
+from ...ops.blas import Gemm
 from ...ops.shape import Shape
 from ...ops.subtensor import IncSubtensor
 from ...random.op import RandomDraw
@@ -23,6 +24,7 @@ from ...types import is_float
 from ..errors import reraise_with_node
 from .gemm import GemmPlan
 from .kernel_spec import KernelSpec, Operand
+from .kernels import RandomBase, RandomKey
 from .launches import (
     CopyLaunch,
     FillZeroLaunch,
@@ -31,6 +33,7 @@ from .launches import (
     UploadLaunch,
 )
 from .lowering import LOWERINGS, copy_into, region_shape
+from .lowering_kernels import KERNEL_LOWERINGS
 from .storage import (
     DeviceArray,
     LogicalBuffer,
@@ -66,6 +69,13 @@ class OpenCLProgram:
         self.nodes = toposort(self._targets)
         self._classify()
         self._plans: dict[tuple, Plan] = {}
+        #: update values computed by a Gemm on the very shared variable they update
+        consumed = {v.id for node in self.nodes for v in node.inputs}
+        consumed.update(v.id for v in self.outputs)
+        self.inplace_candidates = {
+            value.id: target for target, value in self.updates
+            if value.owner is not None and isinstance(value.owner.op, Gemm)
+            and value.owner.inputs[0] is target and value.id not in consumed}
 
     def _classify(self) -> None:
         leaves = {}
@@ -76,6 +86,8 @@ class OpenCLProgram:
             for var in node.inputs:
                 if var.owner is None:
                     leaves[var.id] = var
+        for target, _ in self.updates:
+            leaves[target.id] = target
         self.shared = [v for v in leaves.values() if isinstance(v, SharedVariable)]
         self.constants = [v for v in leaves.values() if isinstance(v, Constant)]
         rng_states = {node.inputs[0].id for node in self.nodes
@@ -183,6 +195,8 @@ class Plan:
         self.arrays: dict[int, DeviceArray] = {}
         self.launches: list = []
         self.error_flags: list[tuple[DeviceArray, str]] = []
+        self.deferred: list = []
+        self.inplace: set[int] = set()
         self._gemm_plans: dict[tuple, GemmPlan] = {}
         self._constant_arrays: dict[int, DeviceArray] = {}
         self.input_arrays = []
@@ -199,7 +213,7 @@ class Plan:
         for node in program.nodes:
             if id(node) in program.host_nodes:
                 continue
-            lower = LOWERINGS.get(type(node.op))
+            lower = LOWERINGS.get(type(node.op)) or KERNEL_LOWERINGS.get(type(node.op))
             try:
                 if lower is None:
                     self.host_fallback(node)
@@ -214,15 +228,16 @@ class Plan:
         shared_buffers = {id(self.arrays[v.id].buffer) for v in program.shared
                           if v.id in self.arrays}
         for shared_var, value in program.updates:
-            if shared_var.id in program.host_ids:
+            if shared_var.id in program.host_ids or shared_var.id in self.inplace:
                 continue
             source = self.array(value)
             if id(source.buffer) in shared_buffers or not source.is_contiguous():
-                copy = allocate(self.runtime.context, source.shape, source.dtype)
-                copy_into(self, value.owner, source, copy)
+                copy = self.allocate(source.shape, source.dtype)
+                copy_into(self, None, source, copy)
                 source = copy
             self.update_copies.append(CopyLaunch(source, self.arrays[shared_var.id],
                                                  f"update {shared_var!r}"))
+        self.launches.extend(self.deferred)
         self._finalize()
 
     def _finalize(self) -> None:
@@ -265,7 +280,8 @@ class Plan:
     def _readable(self, var: Variable) -> DeviceArray:
         """A contiguous array holding ``var`` (views are copied on the device)."""
         array = self.array(var)
-        if array.is_contiguous():
+        inplace_buffers = {id(self.arrays[i].buffer) for i in self.inplace}
+        if array.is_contiguous() and id(array.buffer) not in inplace_buffers:
             return array
         copy = self.allocate(array.shape, array.dtype)
         copy_into(self, None, array, copy)
@@ -306,8 +322,22 @@ class Plan:
         self.arrays[var.id] = array
         return array
 
-    def add_launch(self, launch) -> None:
-        self.launches.append(launch)
+    def add_launch(self, launch, deferred: bool = False) -> None:
+        """Append a launch; ``deferred`` ones run after all others (in-place updates)."""
+        (self.deferred if deferred else self.launches).append(launch)
+
+    def inplace_target(self, node, operands: list[DeviceArray]) -> DeviceArray | None:
+        """The shared array a Gemm may overwrite in place, or None when it must not: it is not
+        its own variable's update, or an operand reads an updated shared variable."""
+        shared_var = self.program.inplace_candidates.get(node.outputs[0].id)
+        if shared_var is None or node.inputs[0] is not shared_var:
+            return None
+        updated = {id(self.arrays[t.id].buffer) for t, _ in self.program.updates
+                   if t.id in self.arrays}
+        if any(id(a.buffer) in updated for a in operands):
+            return None
+        self.inplace.add(shared_var.id)
+        return self.arrays[shared_var.id]
 
     def gemm_plan(self, m, n, k, trans_a, trans_b, dtype) -> GemmPlan:
         key = (m, n, k, trans_a, trans_b, dtype)
@@ -332,14 +362,30 @@ class Plan:
                  ) -> None:
         """Create the kernel of ``spec`` and bind its arguments (see kernel_spec.py); ``node``
         is None for the plan's own copies."""
+        self.add_specs([spec], node, operands, outputs)
+
+    def add_specs(self, specs: list[KernelSpec], node, operands: list, outputs: list,
+                  random_state=None) -> None:
+        """Launch ``specs`` in order; they share the scratch buffers of the first spec. A
+        one-element int32 scratch 0 is an error flag, cleared before and checked after."""
+        if not specs:
+            return
         label = str(node.op) if node is not None else "copy"
-        for dtype in spec.scratch_dtypes:
+        first = specs[0]
+        for dtype in first.scratch_dtypes:
             if dtype == "float64":
                 self.runtime.require_fp64(label)
+        scratch = [self.allocate((size,), dtype)
+                   for size, dtype in zip(first.scratch_sizes, first.scratch_dtypes)]
+        if scratch and scratch[0].size == 1 and scratch[0].dtype == np.int32:
+            self.launches.append(FillZeroLaunch(scratch[0], "clear error flag"))
+            self.error_flags.append((scratch[0], label))
+        for spec in specs:
+            self._add_kernel(spec, label, operands, outputs, scratch, random_state)
+
+    def _add_kernel(self, spec, label, operands, outputs, scratch, random_state) -> None:
         kernel = self.runtime.program_cache.kernel(spec.source, spec.name)
         static, dynamic, index = {}, [], 0
-        scratch = [self.allocate((size,), dtype)
-                   for size, dtype in zip(spec.scratch_sizes, spec.scratch_dtypes)]
         for arg in spec.args:
             if isinstance(arg, Operand) and arg.kind == "value":
                 var = operands[arg.index]
@@ -351,17 +397,15 @@ class Plan:
                 index += 1
             elif isinstance(arg, Operand):
                 array = {"in": operands, "out": outputs, "scratch": scratch}[arg.kind][arg.index]
-                if arg.kind == "scratch" and np.dtype(array.dtype) == np.int32:
-                    self.launches.append(FillZeroLaunch(array, "clear error flag"))
-                    self.error_flags.append((array, label))
                 static[index] = array
                 if callable(array.offset):
                     dynamic.append((index + 1, _offset_getter(array)))
                 else:
                     static[index + 1] = np.int64(array.offset)
                 index += 2
-            elif callable(arg):
-                dynamic.append((index, arg))
+            elif isinstance(arg, (RandomKey, RandomBase)):
+                word = 0 if isinstance(arg, RandomKey) else 1
+                dynamic.append((index, _state_word(random_state, word)))
                 index += 1
             else:
                 static[index] = arg
@@ -440,6 +484,11 @@ def _scalar_getter(var):
         return lambda host_values: _numpy_scalar(host_values[var.id], dtype)
     value = np.asarray(var)
     return lambda host_values: _numpy_scalar(value, value.dtype.name)
+
+
+def _state_word(state: Variable, word: int):
+    """The key (word 0) or counter (word 1) of a random stream's host state, as uint64."""
+    return lambda host_values: np.asarray(host_values[state.id]).view(np.uint64)[word]
 
 
 def _offset_getter(array: DeviceArray):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...graph import Constant
 from ...ops import scalar as s
-from ...ops.blas import Dot
+from ...ops.blas import Dot, Gemm
 from ...ops.elemwise import Elemwise
 from ...ops.shape import Alloc, Concatenate, DimShuffle, Reshape, SpecifyBroadcastable
 from ...ops.subtensor import SYMBOLIC, IncSubtensor, Subtensor, _decode
@@ -16,8 +17,12 @@ from .storage import DeviceArray, contiguous_strides
 
 
 def _aligned_strides(array: DeviceArray, out_shape) -> tuple[int, ...]:
+    """Strides reading ``array`` broadcast (NumPy rules) to ``out_shape``."""
+    extra = len(out_shape) - len(array.shape)
+    shape = (1,) * extra + tuple(array.shape)
+    strides = (0,) * extra + tuple(array.strides)
     return tuple(0 if size == 1 and out != 1 else stride
-                 for size, out, stride in zip(array.shape, out_shape, array.strides))
+                 for size, out, stride in zip(shape, out_shape, strides))
 
 
 def elementwise_into(builder, node, scalar_op, inputs, target: DeviceArray) -> None:
@@ -200,6 +205,41 @@ def lower_dot(builder, node) -> None:
     builder.add_launch(GemmLaunch(plan, a, b, c, label=str(node.op)))
 
 
+def _scalar(builder, var):
+    """A host scalar as a float, fixed for constants, else a per-call getter."""
+    if isinstance(var, Constant):
+        return float(var.data)
+    return lambda host_values: float(host_values[var.id])
+
+
+def lower_gemm(builder, node) -> None:
+    """``beta * C + alpha * A @ B`` as one product: written straight into ``C`` when ``C`` is
+    a shared variable this function updates with the result (SGD's gemm-inplace), else into a
+    copy of ``C``."""
+    c_var, alpha, a_var, b_var, beta = node.inputs
+    a, trans_a = _gemm_operand(builder, node, builder.array(a_var))
+    b, trans_b = _gemm_operand(builder, node, builder.array(b_var))
+    m, k = a.shape
+    n = b.shape[1]
+    if node.outputs[0].dtype == "float64":
+        builder.runtime.require_fp64(str(node.op))
+    target = None if 0 in (m, n, k) else builder.inplace_target(node, [a, b])
+    deferred = target is not None
+    if target is None:
+        target = builder.new_array(node.outputs[0])
+        copy_into(builder, node, builder.array(c_var), target)
+    else:
+        builder.set_array(node.outputs[0], target)
+    if 0 in (m, n, k):
+        elementwise_into(builder, node, s.mul, [target, beta], target)
+        return
+    plan = builder.gemm_plan(m, n, k, trans_a, trans_b, target.dtype.name)
+    launch = GemmLaunch(plan, a, b, target, label=str(node.op) + (" in place" if deferred
+                                                                   else ""),
+                        alpha=_scalar(builder, alpha), beta=_scalar(builder, beta))
+    builder.add_launch(launch, deferred=deferred)
+
+
 LOWERINGS = {
     Elemwise: lower_elemwise,
     DimShuffle: lower_dimshuffle,
@@ -210,4 +250,5 @@ LOWERINGS = {
     Alloc: lower_alloc,
     Concatenate: lower_concatenate,
     Dot: lower_dot,
+    Gemm: lower_gemm,
 }
