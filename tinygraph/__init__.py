@@ -17,8 +17,16 @@ from .types import TensorType
 
 __version__ = "0.1.0"
 
+
+def device_info(device: str | None = None) -> str:
+    """Which device ``device`` (default ``config.device``) runs on, and why it was chosen."""
+    from .backends.opencl.device import device_info as describe
+
+    return describe(device)
+
+
 __all__ = [
-    "config", "function", "Function", "grad", "DisconnectedInputError", "Apply", "Constant",
-    "Op", "RandomStreams", "Variable", "as_variable", "constant", "debugprint",
+    "config", "device_info", "function", "Function", "grad", "DisconnectedInputError", "Apply",
+    "Constant", "Op", "RandomStreams", "Variable", "as_variable", "constant", "debugprint",
     "SharedVariable", "shared", "TensorType", *_tensor_all,
 ]

@@ -1,7 +1,7 @@
 """Global settings: ``config.floatX`` and ``config.device``, read from the environment at import.
 
-``TINYGRAPH_FLOATX`` (``float32`` or ``float64``) and ``TINYGRAPH_DEVICE`` (``numpy``,
-``opencl`` or ``opencl:P:D``) set the defaults; both can be changed in code afterwards.
+``TINYGRAPH_FLOATX`` (``float32`` or ``float64``) and ``TINYGRAPH_DEVICE`` (``opencl``, the
+default, ``opencl:P:D`` or ``numpy``) set the defaults; both can be changed in code afterwards.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ class Config:
 
     def __init__(self) -> None:
         self._floatX = "float32"
-        self._device = "numpy"
+        self._device = "opencl"
         self.floatX = os.environ.get("TINYGRAPH_FLOATX", "float32")
-        self.device = os.environ.get("TINYGRAPH_DEVICE", "numpy")
+        self.device = os.environ.get("TINYGRAPH_DEVICE", "opencl")
         #: Cast float64 inputs to float32 inputs even when the cast loses precision.
         self.allow_downcast = False
         #: Record per-kernel times in every compiled function (``fn.profile``).

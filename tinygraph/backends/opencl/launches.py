@@ -81,9 +81,10 @@ class UploadLaunch:
 
     def enqueue(self, queue: cl.CommandQueue, host_values: dict):
         value = np.ascontiguousarray(host_values[self.var_id], dtype=self.target.dtype)
-        if value.size:
-            return cl.enqueue_copy(queue, self.target.cl_buffer, value, is_blocking=True)
-        return None
+        if not value.size:
+            return None
+        self._pending = value  # the copy is asynchronous: keep the host memory alive
+        return cl.enqueue_copy(queue, self.target.cl_buffer, value, is_blocking=False)
 
 
 class FillZeroLaunch:
@@ -97,7 +98,7 @@ class FillZeroLaunch:
         return [self.target]
 
     def enqueue(self, queue: cl.CommandQueue, host_values: dict):
-        return cl.enqueue_copy(queue, self.target.cl_buffer, self._zeros, is_blocking=True)
+        return cl.enqueue_copy(queue, self.target.cl_buffer, self._zeros, is_blocking=False)
 
 
 class CopyLaunch:

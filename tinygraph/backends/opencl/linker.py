@@ -42,6 +42,7 @@ from .storage import (
     allocate_buffer,
     allocate_logical,
     read,
+    read_view,
 )
 
 _SCALAR_TYPES = {"bool": np.uint8}
@@ -194,7 +195,7 @@ class Plan:
         self.host_values = host_values
         self.arrays: dict[int, DeviceArray] = {}
         self.launches: list = []
-        self.error_flags: list[tuple[DeviceArray, str]] = []
+        self.error_flags: list[tuple[DeviceArray, str, object, list]] = []
         self.deferred: list = []
         self.inplace: set[int] = set()
         self._gemm_plans: dict[tuple, GemmPlan] = {}
@@ -249,7 +250,8 @@ class Plan:
             for array in launch.arrays():
                 last_use[id(array.buffer)] = index
         pinned = [a for a in self.output_arrays if a is not None]
-        pinned += [flag for flag, _ in self.error_flags]
+        for flag, _, _, operands in self.error_flags:
+            pinned += [flag] + [a for a in operands if isinstance(a, DeviceArray)]
         pinned += [launch.source_array for launch in self.update_copies]
         for array in pinned:
             last_use[id(array.buffer)] = len(steps)
@@ -379,7 +381,7 @@ class Plan:
                    for size, dtype in zip(first.scratch_sizes, first.scratch_dtypes)]
         if scratch and scratch[0].size == 1 and scratch[0].dtype == np.int32:
             self.launches.append(FillZeroLaunch(scratch[0], "clear error flag"))
-            self.error_flags.append((scratch[0], label))
+            self.error_flags.append((scratch[0], label, node, list(operands)))
         for spec in specs:
             self._add_kernel(spec, label, operands, outputs, scratch, random_state)
 
@@ -435,8 +437,13 @@ class Plan:
             if array is None:
                 outputs.append(np.array(host_values[var.id], dtype=var.dtype))
             else:
-                outputs.append(read(queue, array, host_values))
-        self._check_error_flags(queue)
+                outputs.append(read(queue, array, host_values, wait=False))
+        flags = [np.zeros(1, dtype=np.int32) for _ in self.error_flags]
+        for flag, (array, *_) in zip(flags, self.error_flags):
+            cl.enqueue_copy(queue, flag, array.cl_buffer, is_blocking=False)
+        if outputs or flags:
+            queue.finish()
+        self._check_error_flags(queue, host_values, flags)
         for launch in self.update_copies:
             launch.enqueue(queue, host_values)
         for shared_var, value in program.updates:
@@ -468,14 +475,20 @@ class Plan:
                                        "function was planned; compile it again")
                 self.arrays[var.id] = array
 
-    def _check_error_flags(self, queue) -> None:
-        for array, op_name in self.error_flags:
-            flag = np.zeros(1, dtype=np.int32)
-            cl.enqueue_copy(queue, flag, array.cl_buffer)
-            if flag[0]:
-                raise IndexError(f"{op_name}: an index or label is out of range "
-                                 f"(detected on the OpenCL device, in function "
-                                 f"{self.program.name!r})")
+    def _check_error_flags(self, queue, host_values, flags) -> None:
+        """Raise if a kernel flagged a bad index or label; the op's NumPy code is then run on
+        the operands to give the same precise message as the NumPy backend."""
+        for flag, (_, op_name, node, operands) in zip(flags, self.error_flags):
+            if not flag[0]:
+                continue
+            values = [read_view(queue, a, host_values) for a in operands]
+            if node is not None and len(values) == len(node.inputs):
+                try:
+                    node.op.perform(node, values)
+                except Exception as exc:  # noqa: BLE001 - re-raised with the node described
+                    reraise_with_node(exc, node, values, self.program.name)
+            raise IndexError(f"{op_name}: an index or label is out of range (detected on the "
+                             f"OpenCL device, in function {self.program.name!r})")
 
 
 def _scalar_getter(var):

@@ -91,15 +91,26 @@ def allocate(context: cl.Context, shape, dtype) -> DeviceArray:
     return DeviceArray(buffer, 0, tuple(shape), contiguous_strides(shape), dtype)
 
 
-def read(queue: cl.CommandQueue, array: DeviceArray, host_values: dict) -> np.ndarray:
-    """Copy the contiguous ``array`` to a new NumPy array (waits for the device)."""
+def read(queue: cl.CommandQueue, array: DeviceArray, host_values: dict,
+         wait: bool = True) -> np.ndarray:
+    """Copy the contiguous ``array`` to a new NumPy array; with ``wait=False`` the copy is
+    only enqueued (finish the queue before using the result)."""
     if not array.is_contiguous():
         raise ValueError("read() needs a contiguous device array; copy views on the device")
     out = np.empty(array.shape, dtype=array.dtype)
     if out.size:
-        cl.enqueue_copy(queue, out, array.cl_buffer,
+        cl.enqueue_copy(queue, out, array.cl_buffer, is_blocking=wait,
                         src_offset=array.resolve_offset(host_values) * array.dtype.itemsize)
     return out
+
+
+def read_view(queue: cl.CommandQueue, array: DeviceArray, host_values: dict) -> np.ndarray:
+    """Copy any (strided) ``array`` to NumPy by reading its whole buffer; for error paths."""
+    flat = np.empty(array.cl_buffer.size // array.dtype.itemsize, dtype=array.dtype)
+    cl.enqueue_copy(queue, flat, array.cl_buffer)
+    offset = array.resolve_offset(host_values)
+    return np.lib.stride_tricks.as_strided(
+        flat[offset:], array.shape, [s * array.dtype.itemsize for s in array.strides]).copy()
 
 
 class SharedStorage:
