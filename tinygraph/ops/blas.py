@@ -98,3 +98,45 @@ class Gemm(Op):
 def gemm(c, alpha, a, b, beta):
     """``beta * c + alpha * (a @ b)``."""
     return Gemm()(c, alpha, a, b, beta)
+
+
+class DotEpilogue(Op):
+    """``epilogue(A @ B + bias)``: a matrix product with a row-vector bias and an elementwise
+    function of one argument (a ``Composite`` scalar op) applied to every result; what
+    ``sigmoid(x @ W + b)`` is rewritten to so the OpenCL backend runs it as one kernel."""
+
+    __props__ = ("epilogue", "has_bias")
+
+    def __init__(self, epilogue, has_bias: bool) -> None:
+        self.epilogue = epilogue
+        self.has_bias = has_bias
+
+    def make_node(self, a, b, *bias) -> Apply:
+        a, b = as_variable(a), as_variable(b)
+        bias = [as_variable(v) for v in bias]
+        if a.ndim != 2 or b.ndim != 2 or len(bias) != int(self.has_bias) or any(
+                v.ndim != 1 for v in bias):
+            raise TypeError(f"{self}: expected two matrices and {int(self.has_bias)} bias "
+                            f"vector(s), got {[str(v.type) for v in (a, b, *bias)]}")
+        dtype = self.epilogue.output_dtype(a.dtype)
+        return Apply(self, [a, b, *bias], [TensorType(dtype, (False, False))])
+
+    def perform(self, node, inputs):
+        a, b, *bias = inputs
+        self.infer_shape(node, [v.shape for v in inputs], None)
+        v = np.dot(a, b) + (bias[0] if bias else 0)
+        return [self.epilogue.perform(v.astype(a.dtype), out_dtype=node.outputs[0].dtype)]
+
+    def infer_shape(self, node, input_shapes, input_values):
+        a, b, *bias = input_shapes
+        if a[1] != b[0] or (bias and bias[0] != (b[1],)):
+            raise ValueError(f"{self}: shapes A {a}, B {b}"
+                             + (f", bias {bias[0]}" if bias else "") + " do not match")
+        return [(a[0], b[1])]
+
+    def grad(self, inputs, output_grads):
+        raise NotImplementedError("DotEpilogue is created by rewrites after differentiation")
+
+    def __str__(self) -> str:
+        bias = " + bias" if self.has_bias else ""
+        return f"DotEpilogue{{{self.epilogue.name}(dot{bias})}}"

@@ -9,6 +9,7 @@ from ..graph import Variable
 from .canonicalize import CANONICALIZE
 from .constant_folding import fold_constants
 from .engine import RewritePass
+from .epilogue import fuse_epilogues
 from .fusion import fuse_elemwise
 from .gemm import rewrite_gemm
 from .merge import merge
@@ -21,7 +22,8 @@ stabilize_pass = RewritePass("stabilize", STABILIZE)
 #: the passes ``function`` runs, in order
 DEFAULT_PIPELINE = (merge, constant_folding, canonicalize, stabilize_pass, canonicalize, merge)
 #: the OpenCL backend also turns updates into in-place products and fuses elementwise chains
-OPENCL_PIPELINE = DEFAULT_PIPELINE + (rewrite_gemm, constant_folding, fuse_elemwise, merge)
+OPENCL_PIPELINE = DEFAULT_PIPELINE + (rewrite_gemm, constant_folding, fuse_elemwise,
+                                      fuse_epilogues, merge)
 
 
 def optimize(outputs: Sequence[Variable], passes=DEFAULT_PIPELINE) -> list[Variable]:
@@ -38,6 +40,7 @@ def stabilize(outputs: Sequence[Variable]) -> list[Variable]:
     return optimize(outputs, (canonicalize, stabilize_pass))
 
 
-__all__ = ["DEFAULT_PIPELINE", "OPENCL_PIPELINE", "RewritePass", "fuse_elemwise", "rewrite_gemm",
+__all__ = ["DEFAULT_PIPELINE", "OPENCL_PIPELINE", "RewritePass", "fuse_elemwise", "fuse_epilogues",
+           "rewrite_gemm",
            "optimize",
            "stabilize", "merge", "constant_folding", "canonicalize", "stabilize_pass"]

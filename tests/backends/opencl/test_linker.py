@@ -166,3 +166,19 @@ def test_sgd_update_runs_as_one_in_place_product():
     np.testing.assert_allclose(results["opencl"][1], results["numpy"][1], rtol=1e-5, atol=1e-6)
     source = results["opencl"][2].kernels_source()
     assert "Gemm in place" in source
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "tanh", "linear", "scaled"])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_bias_and_activation_fuse_into_the_product(activation, transpose):
+    rng = np.random.default_rng(5)
+    x = tg.matrix("x")
+    w = tg.shared(rng.normal(size=(6, 9)).astype("float32"), name="w")
+    b = tg.shared(rng.normal(size=9).astype("float32"), name="b")
+    pre = (x.T if transpose else x) @ w + b
+    out = {"sigmoid": tg.sigmoid(pre), "relu": tg.relu(pre), "tanh": tg.tanh(pre),
+           "linear": pre, "scaled": tg.maximum(pre, 0.0) * 0.5 - 1.0}[activation]
+    reference, opencl = both([x], out)
+    value = rng.normal(size=(6, 7) if transpose else (7, 6)).astype("float32")
+    np.testing.assert_allclose(opencl(value), reference(value), rtol=1e-5, atol=1e-6)
+    assert "DotEpilogue" in opencl.kernels_source()

@@ -239,3 +239,33 @@ def _coordinates(ndim: int) -> str:
         lines.append(f"    const long c{a} = rest % n{a}; rest /= n{a};")
     lines.append("    const long c0 = rest;")
     return "\n".join(lines) + "\n"
+
+
+def epilogue_expression(composite: Composite, dtype: str) -> str:
+    """An OpenCL C expression in ``v`` computing the one-input ``composite``, valid for scalars
+    and vectors of ``dtype`` (the GEMM kernels apply it to vectors): no casts, literals that
+    widen, ``?:`` with component-wise conditions."""
+    values = ["v"]
+    suffix = "f" if dtype == "float32" else ""
+    for step in composite.steps:
+        if step[0] == "const":
+            value = float(np.dtype(dtype).type(step[1]))
+            values.append(f"({value.hex()}{suffix})")
+            continue
+        op, refs = step
+        args = [values[r] for r in refs]
+        a = args[0]
+        b = args[1] if len(args) > 1 else None
+        zero, one = f"(0x0p+0{suffix})", f"(0x1p+0{suffix})"
+        expr = {
+            "add": f"({a} + {b})", "sub": f"({a} - {b})", "mul": f"({a} * {b})",
+            "true_div": f"({a} / {b})", "neg": f"(-{a})", "square": f"({a} * {a})",
+            "exp": f"exp({a})", "log": f"log({a})", "tanh": f"tanh({a})", "sqrt": f"sqrt({a})",
+            "sigmoid": f"({one} / ({one} + exp(-{a})))", "identity": a,
+            "relu": f"({a} > {zero} ? {a} : {zero})",
+            "maximum": f"({a} >= {b} ? {a} : {b})", "minimum": f"({a} <= {b} ? {a} : {b})",
+        }.get(op.name)
+        if expr is None:
+            raise NotImplementedError(f"scalar op {op.name} is not available in GEMM epilogues")
+        values.append(expr)
+    return values[-1]

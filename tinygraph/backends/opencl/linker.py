@@ -198,7 +198,6 @@ class Plan:
         self.error_flags: list[tuple[DeviceArray, str, object, list]] = []
         self.deferred: list = []
         self.inplace: set[int] = set()
-        self._gemm_plans: dict[tuple, GemmPlan] = {}
         self._constant_arrays: dict[int, DeviceArray] = {}
         self.input_arrays = []
         for var in program.inputs:
@@ -341,13 +340,12 @@ class Plan:
         self.inplace.add(shared_var.id)
         return self.arrays[shared_var.id]
 
-    def gemm_plan(self, m, n, k, trans_a, trans_b, dtype) -> GemmPlan:
-        key = (m, n, k, trans_a, trans_b, dtype)
-        if key not in self._gemm_plans:
-            self._gemm_plans[key] = GemmPlan(self.runtime.context, m, n, k, trans_a=trans_a,
-                                             trans_b=trans_b, dtype=dtype,
-                                             program_cache=self.runtime.program_cache)
-        return self._gemm_plans[key]
+    def gemm_plan(self, m, n, k, trans_a, trans_b, dtype, bias: bool = False,
+                  epilogue: str | None = None) -> GemmPlan:
+        """A new GEMM plan (each launch gets its own: plans own their packing scratch)."""
+        return GemmPlan(self.runtime.context, m, n, k, trans_a=trans_a, trans_b=trans_b,
+                        dtype=dtype, bias=bias, epilogue=epilogue,
+                        program_cache=self.runtime.program_cache)
 
     def host_fallback(self, node) -> None:
         inputs = [v.id if v.id in self.program.host_ids else self._readable(v)

@@ -7,11 +7,11 @@ import numpy as np
 
 from ...graph import Constant
 from ...ops import scalar as s
-from ...ops.blas import Dot, Gemm
+from ...ops.blas import Dot, DotEpilogue, Gemm
 from ...ops.elemwise import Elemwise
 from ...ops.shape import Alloc, Concatenate, DimShuffle, Reshape, SpecifyBroadcastable
 from ...ops.subtensor import SYMBOLIC, IncSubtensor, Subtensor, _decode
-from .elemwise_codegen import elemwise_spec
+from .elemwise_codegen import elemwise_spec, epilogue_expression
 from .launches import GemmLaunch
 from .storage import DeviceArray, contiguous_strides
 
@@ -240,6 +240,27 @@ def lower_gemm(builder, node) -> None:
     builder.add_launch(launch, deferred=deferred)
 
 
+def lower_dot_epilogue(builder, node) -> None:
+    """``epilogue(A @ B + bias)`` as one GEMM whose kernels add the bias and apply the
+    epilogue to each block of results before storing it."""
+    a_var, b_var, *bias_var = node.inputs
+    a, trans_a = _gemm_operand(builder, node, builder.array(a_var))
+    b, trans_b = _gemm_operand(builder, node, builder.array(b_var))
+    bias = contiguous(builder, node, builder.array(bias_var[0])) if bias_var else None
+    m, k = a.shape
+    n = b.shape[1]
+    target = builder.new_array(node.outputs[0])
+    if 0 in (m, n, k):
+        builder.host_fallback(node)
+        return
+    if target.dtype == np.float64:
+        builder.runtime.require_fp64(str(node.op))
+    epilogue = epilogue_expression(node.op.epilogue, target.dtype.name)
+    plan = builder.gemm_plan(m, n, k, trans_a, trans_b, target.dtype.name,
+                             bias=bias is not None, epilogue=epilogue)
+    builder.add_launch(GemmLaunch(plan, a, b, target, label=str(node.op), bias=bias))
+
+
 LOWERINGS = {
     Elemwise: lower_elemwise,
     DimShuffle: lower_dimshuffle,
@@ -251,4 +272,5 @@ LOWERINGS = {
     Concatenate: lower_concatenate,
     Dot: lower_dot,
     Gemm: lower_gemm,
+    DotEpilogue: lower_dot_epilogue,
 }
