@@ -12,6 +12,7 @@ from ...ops.elemwise import Elemwise
 from ...ops.shape import Alloc, Concatenate, DimShuffle, Reshape, SpecifyBroadcastable
 from ...ops.subtensor import SYMBOLIC, IncSubtensor, Subtensor, _decode
 from .elemwise_codegen import elemwise_spec, epilogue_expression
+from .kernel_spec import KernelSpec, Operand, c_type
 from .launches import GemmLaunch
 from .storage import DeviceArray, contiguous_strides
 
@@ -183,11 +184,37 @@ def _gemm_operand(builder, node, array: DeviceArray) -> tuple[DeviceArray, bool]
     return contiguous(builder, node, array), False
 
 
+def matmul_spec(dtype: str, a: DeviceArray, b: DeviceArray) -> KernelSpec:
+    """A plain product kernel (one work-item per result, strided operands) for the integer
+    dtypes the GEMM kernels do not cover."""
+    (m, k), n = a.shape, b.shape[1]
+    ct = c_type(dtype)
+    source = (
+        f"__kernel void matmul(__global const {ct}* a, const long a_off, "
+        f"__global const {ct}* b, const long b_off, __global {ct}* c, const long c_off) {{\n"
+        "    const long gid = get_global_id(0);\n"
+        f"    if (gid >= {m * n}L) return;\n"
+        f"    const long i = gid / {n}L, j = gid % {n}L;\n"
+        f"    {ct} acc = 0;\n"
+        f"    for (long p = 0; p < {k}L; ++p)\n"
+        f"        acc += a[a_off + i * {a.strides[0]}L + p * {a.strides[1]}L]"
+        f" * b[b_off + p * {b.strides[0]}L + j * {b.strides[1]}L];\n"
+        "    c[c_off + gid] = acc;\n}\n")
+    local = 64
+    return KernelSpec(source, "matmul", (-(-max(m * n, 1) // local) * local,), (local,),
+                      [Operand("in", 0), Operand("in", 1), Operand("out", 0)])
+
+
 def lower_dot(builder, node) -> None:
     x, y = node.inputs
     out = node.outputs[0]
     if out.dtype not in ("float32", "float64"):
-        builder.host_fallback(node)
+        a = _as_matrix(builder.array(x), "a")
+        b = _as_matrix(builder.array(y), "b")
+        target = builder.new_array(out)
+        c = DeviceArray(target.buffer, target.offset, (a.shape[0], b.shape[1]),
+                        contiguous_strides((a.shape[0], b.shape[1])), target.dtype)
+        builder.add_spec(matmul_spec(out.dtype, a, b), node, [a, b], [c])
         return
     a, trans_a = _gemm_operand(builder, node, _as_matrix(builder.array(x), "a"))
     b, trans_b = _gemm_operand(builder, node, _as_matrix(builder.array(y), "b"))
