@@ -69,6 +69,7 @@ class OpenCLProgram:
         self._targets = self.outputs + [value for _, value in self.updates]
         self.nodes = toposort(self._targets)
         self._classify()
+        self._prepare_steps()
         self._plans: dict[tuple, Plan] = {}
         #: update values computed by a Gemm on the very shared variable they update
         consumed = {v.id for node in self.nodes for v in node.inputs}
@@ -110,6 +111,27 @@ class OpenCLProgram:
             if var.id not in self.host_ids and var.device_storage is None:
                 var.device_storage = SharedStorage(self.runtime.context, self.queue)
 
+    def _prepare_steps(self) -> None:
+        """The per-call host pass as a flat list: (node, kind, input ids, output ids, memo)."""
+        self._constant_values = {c.id: c.data for c in self.constants}
+        self._constant_shapes = {c.id: c.data.shape for c in self.constants}
+        self._steps = []
+        for node in self.nodes:
+            if id(node) in self.host_nodes:
+                kind = "shape" if isinstance(node.op, Shape) else "host"
+            elif isinstance(node.op, RandomDraw):
+                kind = "random"
+            elif isinstance(node.op, IncSubtensor):
+                kind = "inc"
+            elif any(not isinstance(node.inputs[i], Constant)
+                     for i in node.op.shape_value_inputs):
+                kind = "valued"
+            else:
+                kind = "pure"
+            self._steps.append((node, kind, [v.id for v in node.inputs],
+                                [v.id for v in node.outputs], {}))
+        self._device_var_ids = [v.id for v in self._device_vars()]
+
     def run(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
         host, shapes, key = self._host_pass(values)
         plan = self._plans.get(key)
@@ -119,12 +141,11 @@ class OpenCLProgram:
         return plan.execute(values, host)
 
     def _host_pass(self, values):
-        """Host values of the host part of the graph and shapes of every variable."""
-        host: dict[int, np.ndarray] = {}
-        shapes: dict[int, tuple] = {}
-        for const in self.constants:
-            host[const.id] = const.data
-            shapes[const.id] = const.data.shape
+        """Host values of the host part of the graph and shapes of every variable. Shape
+        inference of a device node is memoised on its input shapes (and the values its output
+        shapes depend on), so a repeated call mostly does dictionary lookups."""
+        host: dict[int, np.ndarray] = dict(self._constant_values)
+        shapes: dict[int, tuple] = dict(self._constant_shapes)
         for var, value in zip(self.inputs, values):
             shapes[var.id] = value.shape
             if var.id in self.host_ids:
@@ -134,34 +155,43 @@ class OpenCLProgram:
                 host[var.id] = var._value
                 shapes[var.id] = var._value.shape
             else:
-                shapes[var.id] = var.get_value(borrow=True).shape if \
-                    var.device_storage.array is None or var.device_storage.host_is_newer \
-                    else var.device_storage.array.shape
+                storage = var.device_storage
+                shapes[var.id] = var._value.shape if storage.array is None or \
+                    storage.host_is_newer else storage.array.shape
         extra = []
-        for node in self.nodes:
-            inputs = [host.get(v.id) for v in node.inputs]
+        for node, kind, in_ids, out_ids, memo in self._steps:
             try:
-                if id(node) in self.host_nodes:
-                    if isinstance(node.op, Shape):
-                        results = [np.array(shapes[node.inputs[0].id], dtype="int64")]
-                    else:
-                        results = node.op.perform(node, inputs)
-                    for out, value in zip(node.outputs, results):
-                        host[out.id] = value
-                        shapes[out.id] = np.shape(value)
+                if kind == "shape":
+                    shape = shapes[in_ids[0]]
+                    host[out_ids[0]] = np.array(shape, dtype="int64")
+                    shapes[out_ids[0]] = (len(shape),)
                     continue
-                in_shapes = [shapes[v.id] for v in node.inputs]
-                out_shapes = node.op.infer_shape(node, in_shapes, inputs)
-                if isinstance(node.op, RandomDraw):
-                    host[node.outputs[0].id] = node.op.next_state(inputs[0], out_shapes[1])
-                if isinstance(node.op, IncSubtensor):
+                if kind == "host":
+                    results = node.op.perform(node, [host[i] for i in in_ids])
+                    for out_id, value in zip(out_ids, results):
+                        host[out_id] = value
+                        shapes[out_id] = np.shape(value)
+                    continue
+                in_shapes = tuple(shapes[i] for i in in_ids)
+                key = in_shapes if kind == "pure" else (in_shapes, tuple(
+                    _hashable(host.get(i)) for i in in_ids))
+                out_shapes = memo.get(key)
+                if out_shapes is None:
+                    out_shapes = tuple(tuple(int(s) for s in shape) for shape in
+                                       node.op.infer_shape(node, list(in_shapes),
+                                                           [host.get(i) for i in in_ids]))
+                    if len(memo) < 64:
+                        memo[key] = out_shapes
+                if kind == "random":
+                    host[out_ids[0]] = node.op.next_state(host[in_ids[0]], out_shapes[1])
+                elif kind == "inc":
                     extra.append(region_shape(node, in_shapes[0], host))
             except Exception as exc:  # noqa: BLE001 - re-raised with the node described
-                reraise_with_node(exc, node, [host.get(v.id, shapes.get(v.id))
-                                              for v in node.inputs], self.name)
-            for out, shape in zip(node.outputs, out_shapes):
-                shapes[out.id] = tuple(int(s) for s in shape)
-        key = tuple(shapes[v.id] for v in self._device_vars()) + tuple(extra)
+                reraise_with_node(exc, node, [host.get(i, shapes.get(i)) for i in in_ids],
+                                  self.name)
+            for out_id, shape in zip(out_ids, out_shapes):
+                shapes[out_id] = shape
+        key = tuple(shapes[i] for i in self._device_var_ids) + tuple(extra)
         return host, shapes, key
 
     def _device_vars(self):
@@ -495,6 +525,14 @@ def _scalar_getter(var):
         return lambda host_values: _numpy_scalar(host_values[var.id], dtype)
     value = np.asarray(var)
     return lambda host_values: _numpy_scalar(value, value.dtype.name)
+
+
+def _hashable(value):
+    """A dictionary key for a small host value (None for device values)."""
+    if value is None:
+        return None
+    array = np.asarray(value)
+    return (array.dtype.str, array.shape, array.tobytes())
 
 
 def _state_word(state: Variable, word: int):
