@@ -96,7 +96,7 @@ def function(inputs: Sequence[Variable], outputs=None, updates=None, givens=None
     targets = output_list + [value for _, value in update_pairs]
     if replace:
         targets = clone_replace(targets, replace)
-    update_pairs = _with_default_updates(targets, update_pairs, len(output_list))
+    update_pairs = _with_default_updates(targets, update_pairs, len(output_list), replace)
     targets = targets[:len(output_list)] + [value for _, value in update_pairs]
     device = device or config.device
     if rewrite:
@@ -187,8 +187,9 @@ def _check_givens(givens) -> dict[Variable, Variable]:
     return replace
 
 
-def _with_default_updates(targets, update_pairs, n_outputs):
-    """Add the default updates (e.g. random-stream states) of shared variables in the graph."""
+def _with_default_updates(targets, update_pairs, n_outputs, replace):
+    """Add the default updates (e.g. random-stream states) of shared variables in the graph,
+    with ``givens`` substituted in them too (a draw's size may depend on a replaced input)."""
     pairs = list(zip([t for t, _ in update_pairs], targets[n_outputs:]))
     updated = {t.id for t, _ in pairs}
     pending = list(targets)
@@ -198,8 +199,11 @@ def _with_default_updates(targets, update_pairs, n_outputs):
             if isinstance(var, SharedVariable) and var.default_update is not None and \
                     var.id not in updated:
                 updated.add(var.id)
-                pairs.append((var, var.default_update))
-                new.append(var.default_update)
+                value = var.default_update
+                if replace:
+                    value = clone_replace([value], replace)[0]
+                pairs.append((var, value))
+                new.append(value)
         pending = new
     return pairs
 

@@ -87,3 +87,18 @@ def test_bad_arguments():
         srng.binomial((3,), n=0)
     with pytest.raises(TypeError, match="float32 or float64"):
         srng.uniform((3,), dtype="int32")
+
+
+def test_draw_sized_by_a_givens_replaced_input_advances():
+    x, i = tg.vector("x"), tg.lscalar("i")
+    data = tg.shared(np.arange(6, dtype="float32"))
+    mask = tg.RandomStreams(0).uniform(x.shape)
+    f = tg.function([i], x * mask, givens={x: data[i * 2:(i + 1) * 2]})
+    first, second = f(0), f(0)
+    assert first.shape == (2,) and not np.array_equal(first, second)
+
+
+def test_draw_only_inside_givens_advances():
+    z = tg.vector("z")
+    f = tg.function([], z * 2.0, givens={z: tg.RandomStreams(1).uniform((3,))})
+    assert not np.array_equal(f(), f())
