@@ -1,8 +1,15 @@
 """Matrix-product kernels: C = epilogue(alpha * op(A) @ op(B) + beta * C + bias) on OpenCL.
 
-Tuned for PoCL on x86 CPUs (see /work/shared/POCL.md): each work-item computes an MR x NR block
-of C in vector registers, reading B either directly or from 16-column panels packed by a small
-kernel, with no local memory and no branches in the inner loop.
+Tuned for PoCL on x86 CPUs (see /work/shared/POCL.md). The pip PoCL compiles for AVX2 (16
+vector registers) and calls rather than inlines builtins such as vload or fma, so the kernels use
+plain C: loads through vector pointer casts, `a * b + c`, `?:`. A work-item computes MR x NR
+blocks of C (MR = 4..6 rows, NR = two vectors: 16 floats or 8 doubles) in registers from scalar
+broadcasts of A and vector loads of B, with no local memory and no branch in the inner loop.
+B is read in place or from NR-column panels packed by a small kernel; A^T is packed likewise
+for large TN products. The last column block is shifted left to stay in bounds, so nothing is
+padded unless N < NR. NT products with few rows use a dot-product kernel that packs nothing.
+Shapes are kernel arguments (compile-time constants measured no faster), so there is one
+program per (dtype, transposes, bias, epilogue).
 """
 
 from __future__ import annotations
@@ -10,190 +17,421 @@ from __future__ import annotations
 import numpy as np
 import pyopencl as cl
 
-_PACK_K = 64  # k rows packed per work-item
-_NV = 2  # vectors per row of a C block: 16 floats or 8 doubles, two AVX2 registers
+_NV = 2  # vectors per row of a C block
+_MR_CHOICES = (4, 5, 6)  # rows per C block: 6 x 2 accumulators + 3 fill 15 of 16 registers
 _UNROLL = 4  # k steps per inner-loop iteration
-_MR_CHOICES = (4, 5, 6)  # rows per C block; 6 x 2 accumulators fill the 16 AVX2 registers
-_PACK_MIN_BLOCKS = 8  # pack B once this many row blocks reuse each panel
-_BAND_BYTES = 256 * 1024  # A rows walked per panel, kept in L2
+_DOT_ROWS, _DOT_COLS = 3, 4  # C block of the dot-product kernel: 12 vector accumulators
+_PACK_K = 64  # k rows packed per work-item
+_PACK_BLOCKS = 16  # row blocks of A^T packed per work-item
+_PACK_MIN_BLOCKS = 8  # pack an operand once this many row blocks share it
+_PACK_MIN_BYTES = 128 * 1024  # and it holds this much (smaller ones stay in cache)
+_DOT_MAX_M = 32  # NT products with at most this many rows use the dot-product kernel
+_BAND_BYTES = 256 * 1024  # rows of A walked per B panel, kept in L2
+_MIN_WORK = 1 << 15  # multiply-adds per work-item before blocks are split across work-items
 
-_TYPES = {
-    np.dtype(np.float32): ("float", 8),
-    np.dtype(np.float64): ("double", 4),
-}
+_TYPES = {np.dtype(np.float32): ("float", 8), np.dtype(np.float64): ("double", 4)}
 
 
-def _gemm_source(ctype, vw, trans_a, bias, epilogue, mr, nv, unroll):
-    """OpenCL source of the gemm kernel and the two B-packing kernels."""
-    vt = f"{ctype}{vw}"
+def _transpose(vt, vw, rows):
+    """Lines transposing the vw x vw matrix in registers rows[] into o0, o1, ...
+
+    Every step is a two-source shuffle that AVX2 does in one instruction: interleave pairs
+    within 128-bit lanes, then (for 8 lanes) pairs of pairs, then swap 128-bit halves.
+    """
+    half = vw // 2
+    inner = [(0, 1, 4, 5), (2, 3, 6, 7)] if vw == 8 else [(0, 2), (1, 3)]
+    out, t = [], []
+    for p in range(half):
+        x, y = rows[2 * p], rows[2 * p + 1]
+        for idx in inner:
+            t.append(f"t{len(t)}")
+            lanes = ", ".join(f"{v}.s{i}" for i in idx for v in (x, y))
+            out.append(f"const {vt} {t[-1]} = ({vt})({lanes});")
+    u = t
+    if vw == 8:
+        u = []
+        for a, b in ((0, 2), (1, 3), (4, 6), (5, 7)):
+            for idx in ((0, 1, 4, 5), (2, 3, 6, 7)):
+                u.append(f"u{len(u)}")
+                lanes = [f"{v}.s{i}" for v in (t[a], t[b]) for i in idx[:2]]
+                lanes += [f"{v}.s{i}" for v in (t[a], t[b]) for i in idx[2:]]
+                out.append(f"const {vt} {u[-1]} = ({vt})({', '.join(lanes)});")
+    for c in range(half):
+        out.append(f"const {vt} o{c} = ({vt})({u[c]}.lo, {u[c + half]}.lo);")
+        out.append(f"const {vt} o{c + half} = ({vt})({u[c]}.hi, {u[c + half]}.hi);")
+    return out
+
+
+def _store_rows(ctype, vt, vw, nv, bias, rows):
+    """Epilogue of a gemm block (accumulators c<row>_<vector>) of columns [cs, cs + NR).
+
+    The block owns columns [lo, cs + NR). When N >= NR every block is full width and the last
+    one is shifted left over its neighbour; with beta = 0 both write the same values there,
+    else it stores only its own columns. When N < NR the one block is padded and stores its N
+    columns one by one.
+    """
     nr = vw * nv
-    lines = []
-    if ctype == "double":
-        lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
-    lines += [
-        f"typedef {vt} __attribute__((aligned(sizeof({ctype})))) vtu;",
-        f"#define EPI(v) ({epilogue or 'v'})",
-        "",
-    ]
-    bias_args = f"__global const {ctype} *bias, const int bias_off," if bias else ""
-    a_step = "M" if trans_a else "1"
-    lines += [
-        f"__kernel void gemm(__global const {ctype} *A, const int a_off,",
-        f"                   __global const {ctype} *B, const int b_off,",
-        f"                   __global {ctype} *C, const int c_off, {bias_args}",
-        "                   const int M, const int N, const int K, const int packed,",
-        "                   const int mb,",
-        f"                   const {ctype} alpha, const {ctype} beta)",
+    out = [f"    if (N >= {nr}) {{"]
+    if bias:
+        out += [
+            f"      const {vt} d{q} = *(const __global vtu *)(bias + cs + {q * vw});"
+            for q in range(nv)
+        ]
+    out.append("      const int skip = beta != 0 ? lo - cs : 0;")
+    for r in range(rows):
+        out += [
+            f"      if (i0 + {r} < M) {{",
+            f"        __global {ctype} *cp = C + (size_t)(i0 + {r}) * N + cs;",
+        ]
+        for q in range(nv):
+            out += [
+                f"        {vt} v{q} = alpha * c{r}_{q};",
+                f"        if (beta != 0) v{q} = beta * *(__global vtu *)(cp + {q * vw}) + v{q};",
+                f"        v{q} = epilogue({f'v{q} + d{q}' if bias else f'v{q}'});",
+            ]
+        out.append("        if (skip == 0) {")
+        out += [f"          *(__global vtu *)(cp + {q * vw}) = v{q};" for q in range(nv)]
+        out += [
+            "        } else {",
+            f"          union {{ {vt} v[{nv}]; {ctype} s[{nr}]; }} t;",
+            *[f"          t.v[{q}] = v{q};" for q in range(nv)],
+            f"          for (int c = skip; c < {nr}; ++c) cp[c] = t.s[c];",
+            "        }",
+            "      }",
+        ]
+    out += ["    } else {", f"      union {{ {vt} v[{nv}]; {ctype} s[{nr}]; }} t;"]
+    for r in range(rows):
+        out += [
+            f"      if (i0 + {r} < M) {{",
+            f"        __global {ctype} *cp = C + (size_t)(i0 + {r}) * N;",
+            *[f"        t.v[{q}] = alpha * c{r}_{q};" for q in range(nv)],
+            "        for (int c = 0; c < N; ++c) {",
+            "          if (beta != 0) t.s[c] += beta * cp[c];",
+            *(["          t.s[c] += bias[c];"] if bias else []),
+            "        }",
+            *[f"        t.v[{q}] = epilogue(t.v[{q}]);" for q in range(nv)],
+            "        for (int c = 0; c < N; ++c) cp[c] = t.s[c];",
+            "      }",
+        ]
+    out.append("    }")
+    return out
+
+
+def _gemm_kernel(ctype, vw, a_mode, bias, mr):
+    """MR x NR blocks of C from broadcasts of A times vectors of B.
+
+    a_mode "rows": A is m x k, one pointer per row, k unrolled (kernel gemm_<mr>).
+    "panel": A^T packed by pack_at_<mr>, one pointer, k unrolled (gemm_<mr>_panel).
+    "cols": A^T read in place, one pointer per row stepping by M; k is not unrolled, which
+    would make LLVM keep a pointer per row and step and spill them (gemm_<mr>_cols).
+    """
+    vt, nv = f"{ctype}{vw}", _NV
+    nr = vw * nv
+    name = f"gemm_{mr}" if a_mode == "rows" else f"gemm_{mr}_{a_mode}"
+    out = [
+        f"__kernel void {name}(GEMM_ARGS)",
         "{",
-        # Work-items walk down a band of mb row blocks for each panel in turn, so the band of A
-        # and the current B panel stay in cache.
-        f"  const int nbi = (M + {mr - 1}) / {mr};",
-        f"  const int npan = (N + {nr - 1}) / {nr};",
-        "  const int w = get_global_id(0);",
-        "  const int band = w / (mb * npan);",
-        "  const int rem = w - band * mb * npan;",
-        "  const int rows = nbi - band * mb < mb ? nbi - band * mb : mb;",
-        "  const int j = rem / rows;",
-        f"  const int i0 = (band * mb + rem - j * rows) * {mr};",
-        f"  const int lo = j * {nr};",
-        f"  const int cs = (packed || lo + {nr} <= N) ? lo : N - {nr};",
-        f"  const __global {ctype} *bp = packed ? B + (size_t)j * K * {nr} : B + b_off + cs;",
-        f"  const size_t bs = packed ? {nr} : N;",
+        "  GEMM_OFFSETS",
+        f"  const int nbi = (M + {mr - 1}) / {mr}, npan = (N + {nr - 1}) / {nr};",
+        "  const int first = get_global_id(0) * per_item;",
+        "  const int last = first + per_item < nbi * npan ? first + per_item : nbi * npan;",
+        # Blocks run down a band of row blocks for each panel in turn: the band of A and the
+        # panel of B stay in cache.
+        "  int b0 = first / (band * npan), rem = first - b0 * band * npan;",
+        "  int rows = nbi - b0 * band < band ? nbi - b0 * band : band;",
+        "  int j = rem / rows, i = b0 * band + rem - j * rows;",
+        "  for (int blk = first; blk < last; ++blk) {",
+        f"    const int i0 = i * {mr}, lo = j * {nr};",
+        f"    const int cs = lo + {nr} <= N || N < {nr} ? lo : N - {nr};",
+        f"    const __global {ctype} *bp = b_packed ? B + (size_t)j * K * {nr} : B + cs;",
+        f"    const size_t bs = b_packed ? {nr} : N;",
     ]
+    unroll = 1 if a_mode == "cols" else _UNROLL
+    stride, step_a = ("1", "M") if a_mode == "cols" else ("K", 1)
+    if a_mode == "panel":
+        out.append(f"    const __global {ctype} *ap = A + (size_t)i0 * K;")
+    else:
+        out += [
+            f"    const __global {ctype} *a{r} = A + "
+            f"(size_t)(i0 + {r} < M ? i0 + {r} : M - 1) * {stride};"
+            for r in range(mr)
+        ]
+
+    def load(r, u):
+        return f"ap[{u * mr + r}]" if a_mode == "panel" else f"a{r}[{u} * {step_a}]"
+
+    def advance(steps):
+        if a_mode == "panel":
+            return [f"      ap += {steps * mr};"]
+        return [f"      a{r} += {steps} * {step_a};" for r in range(mr)]
+
     for r in range(mr):
-        row = f"(i0 + {r} < M ? i0 + {r} : M - 1)"
-        off = row if trans_a else f"(size_t){row} * K"
-        lines.append(f"  const __global {ctype} *a{r} = A + a_off + {off};")
-    for r in range(mr):
-        lines.append("  " + " ".join(f"{vt} c{r}_{q} = 0;" for q in range(nv)))
+        out.append("    " + " ".join(f"{vt} c{r}_{q} = 0;" for q in range(nv)))
 
     def step(u):
-        out = []
-        for q in range(nv):
-            out.append(f"    const {vt} b{q} = *(const __global vtu *)(bp + {u} * bs + {q * vw});")
+        body = [
+            f"      const {vt} b{q} = *(const __global vtu *)(bp + {u} * bs + {q * vw});"
+            for q in range(nv)
+        ]
         for r in range(mr):
-            out.append(f"    const {ctype} x{r} = a{r}[{u} * {a_step}];")
-            for q in range(nv):
-                out.append(f"    c{r}_{q} = x{r} * b{q} + c{r}_{q};")
-        return ["   {"] + out + ["   }"]
+            body.append(f"      const {ctype} x{r} = {load(r, u)};")
+            body += [f"      c{r}_{q} = x{r} * b{q} + c{r}_{q};" for q in range(nv)]
+        return ["     {", *body, "     }"]
 
-    lines.append("  int kk = 0;")
-    lines.append(f"  for (; kk + {unroll} <= K; kk += {unroll}) {{")
-    for u in range(unroll):
-        lines += step(u)
-    lines.append(f"    bp += {unroll} * bs;")
-    for r in range(mr):
-        lines.append(f"    a{r} += {unroll} * {a_step};")
-    lines.append("  }")
-    lines.append("  for (; kk < K; ++kk) {")
-    lines += step(0)
-    lines.append("    bp += bs;")
-    for r in range(mr):
-        lines.append(f"    a{r} += {a_step};")
-    lines.append("  }")
+    out.append("    int kk = 0;")
+    if unroll > 1:
+        out.append(f"    for (; kk + {unroll} <= K; kk += {unroll}) {{")
+        for u in range(unroll):
+            out += step(u)
+        out += [f"      bp += {unroll} * bs;", *advance(unroll), "    }"]
+    out += ["    for (; kk < K; ++kk) {", *step(0), "      bp += bs;", *advance(1), "    }"]
+    out += _store_rows(ctype, vt, vw, nv, bias, mr)
+    out += [
+        "    if (++i == b0 * band + rows) {",
+        "      if (++j == npan) {",
+        "        j = 0;",
+        "        ++b0;",
+        "        rows = nbi - b0 * band < band ? nbi - b0 * band : band;",
+        "      }",
+        "      i = b0 * band;",
+        "    }",
+        "  }",
+        "}",
+        "",
+    ]
+    return out
 
-    # Epilogue: full tiles store vectors; the partial last tile goes through a union, guarded.
-    lines.append(f"  if (lo + {nr} <= N) {{")
-    for q in range(nv):
-        if bias:
-            lines.append(
-                f"    const {vt} d{q} = *(const __global vtu *)(bias + bias_off + lo + {q * vw});"
-            )
-    for r in range(mr):
-        lines.append(f"    if (i0 + {r} < M) {{")
-        lines.append(f"      __global {ctype} *cp = C + c_off + (size_t)(i0 + {r}) * N + lo;")
-        for q in range(nv):
-            lines.append(f"      {{ {vt} v = alpha * c{r}_{q};")
-            lines.append(f"        if (beta != 0) v = beta * *(__global vtu *)(cp + {q * vw}) + v;")
-            if bias:
-                lines.append(f"        v += d{q};")
-            lines.append(f"        *(__global vtu *)(cp + {q * vw}) = EPI(v); }}")
-        lines.append("    }")
-    lines.append("  } else {")
-    lines.append(f"    union {{ {vt} v[{nv}]; {ctype} s[{nr}]; }} t;")
-    for r in range(mr):
-        lines.append(f"    if (i0 + {r} < M) {{")
-        lines.append(f"      __global {ctype} *cp = C + c_off + (size_t)(i0 + {r}) * N;")
-        for q in range(nv):
-            lines.append(f"      t.v[{q}] = alpha * c{r}_{q};")
-        lines.append(f"      for (int c = 0; c < {nr}; ++c) {{")
-        lines.append("        const int col = cs + c;")
-        lines.append("        if (col >= lo && col < N) {")
-        lines.append("          if (beta != 0) t.s[c] += beta * cp[col];")
-        if bias:
-            lines.append("          t.s[c] += bias[bias_off + col];")
-        lines.append("        }")
-        lines.append("      }")
-        for q in range(nv):
-            lines.append(f"      t.v[{q}] = EPI(t.v[{q}]);")
-        lines.append(f"      for (int c = 0; c < {nr}; ++c) {{")
-        lines.append("        const int col = cs + c;")
-        lines.append("        if (col >= lo && col < N) cp[col] = t.s[c];")
-        lines.append("      }")
-        lines.append("    }")
-    lines.append("  }")
-    lines.append("}")
-    lines.append("")
 
-    # Packing: panel j holds columns [j*NR, j*NR+NR) of B for every k, zero padded.
-    lines += [
-        f"__kernel void pack_b(__global const {ctype} *B, const int b_off,",
-        f"                     __global {ctype} *P, const int K, const int N)",
+def _dot_kernel(ctype, vw, bias):
+    """gemm_dot for op(B) = B^T: C blocks from vector dot products along k, nothing packed."""
+    vt, rows, cols = f"{ctype}{vw}", _DOT_ROWS, _DOT_COLS
+    cvt = f"{ctype}{cols}"
+    out = [
+        "__kernel void gemm_dot(GEMM_ARGS)",
         "{",
+        "  GEMM_OFFSETS",
+        f"  const int nbi = (M + {rows - 1}) / {rows}, nbj = (N + {cols - 1}) / {cols};",
+        "  const int first = get_global_id(0) * per_item;",
+        "  const int last = first + per_item < nbi * nbj ? first + per_item : nbi * nbj;",
+        "  for (int blk = first; blk < last; ++blk) {",
+        f"    const int i0 = (blk % nbi) * {rows}, j0 = (blk / nbi) * {cols};",
+    ]
+    for r in range(rows):
+        out.append(
+            f"    const __global {ctype} *a{r} = A + (size_t)(i0 + {r} < M ? i0 + {r} : M - 1) * K;"
+        )
+    for c in range(cols):
+        out.append(
+            f"    const __global {ctype} *b{c} = B + (size_t)(j0 + {c} < N ? j0 + {c} : N - 1) * K;"
+        )
+    for r in range(rows):
+        out.append("    " + " ".join(f"{vt} s{r}_{c} = 0;" for c in range(cols)))
+    out += ["    int kk = 0;", f"    for (; kk + {vw} <= K; kk += {vw}) {{"]
+    out += [f"      const {vt} x{r} = *(const __global vtu *)(a{r} + kk);" for r in range(rows)]
+    for c in range(cols):
+        out.append(f"      {{ const {vt} y = *(const __global vtu *)(b{c} + kk);")
+        out += [f"        s{r}_{c} = x{r} * y + s{r}_{c};" for r in range(rows)]
+        out.append("      }")
+    out.append("    }")
+    for r in range(rows):
+        for c in range(cols):
+            half = f"s{r}_{c}.lo + s{r}_{c}.hi"
+            if vw == 8:
+                out.append(f"    const {ctype}4 h{r}_{c} = {half};")
+                half = f"h{r}_{c}.lo + h{r}_{c}.hi"
+            out.append(f"    {ctype} t{r}_{c} = ({half}).x + ({half}).y;")
+    out.append("    for (; kk < K; ++kk) {")
+    for r in range(rows):
+        out += [f"      t{r}_{c} = a{r}[kk] * b{c}[kk] + t{r}_{c};" for c in range(cols)]
+    out += ["    }", f"    const int ncol = N - j0 < {cols} ? N - j0 : {cols};"]
+    for r in range(rows):
+        out += [
+            f"    if (i0 + {r} < M) {{",
+            f"      __global {ctype} *cp = C + (size_t)(i0 + {r}) * N + j0;",
+            f"      union {{ {cvt} v; {ctype} s[{cols}]; }} u;",
+            f"      u.v = alpha * ({cvt})({', '.join(f't{r}_{c}' for c in range(cols))});",
+            "      for (int c = 0; c < ncol; ++c) {",
+            "        if (beta != 0) u.s[c] += beta * cp[c];",
+            *(["        u.s[c] += bias[j0 + c];"] if bias else []),
+            "      }",
+            "      u.v = epilogue(u.v);",
+            "      for (int c = 0; c < ncol; ++c) cp[c] = u.s[c];",
+            "    }",
+        ]
+    out += ["  }", "}", ""]
+    return out
+
+
+def _pack_b_kernel(ctype, vw):
+    """pack_b: B (K x N) into k-major K x NR panels of the gemm blocks' columns (see cs)."""
+    vt, nr = f"{ctype}{vw}", vw * _NV
+    copy = [
+        f"        *(__global {vt} *)(dst + (size_t)kk * {nr} + {q * vw})"
+        f" = *(const __global vtu *)(src + (size_t)kk * N + {q * vw});"
+        for q in range(_NV)
+    ]
+    return [
+        f"__kernel void pack_b(__global const {ctype} *B, const int b_off, "
+        f"__global {ctype} *P, const int K, const int N)",
+        "{",
+        "  B += b_off;",
         f"  const int k0 = get_global_id(0) * {_PACK_K};",
         f"  const int k1 = k0 + {_PACK_K} < K ? k0 + {_PACK_K} : K;",
-        "  const int j = get_global_id(1);",
-        f"  const int lo = j * {nr};",
-        f"  __global {ctype} *dst = P + (size_t)j * K * {nr};",
-        f"  const __global {ctype} *src = B + b_off + lo;",
-        f"  if (lo + {nr} <= N) {{",
+        f"  const int lo = get_global_id(1) * {nr};",
+        f"  const int cs = lo + {nr} <= N || N < {nr} ? lo : N - {nr};",
+        f"  __global {ctype} *dst = P + (size_t)lo * K;",
+        f"  const __global {ctype} *src = B + cs;",
+        f"  if (N >= {nr}) {{",
         "    for (int kk = k0; kk < k1; ++kk) {",
-    ]
-    for q in range(nv):
-        lines.append(
-            f"      *(__global {vt} *)(dst + kk * {nr} + {q * vw})"
-            f" = *(const __global vtu *)(src + (size_t)kk * N + {q * vw});"
-        )
-    lines += [
+        *copy,
         "    }",
         "  } else {",
         "    for (int kk = k0; kk < k1; ++kk)",
         f"      for (int c = 0; c < {nr}; ++c)",
-        f"        dst[kk * {nr} + c] = lo + c < N ? src[(size_t)kk * N + c] : 0;",
+        f"        dst[(size_t)kk * {nr} + c] = c < N ? src[(size_t)kk * N + c] : 0;",
         "  }",
         "}",
         "",
-        f"__kernel void pack_bt(__global const {ctype} *B, const int b_off,",
-        f"                      __global {ctype} *P, const int K, const int N)",
+    ]
+
+
+def _pack_bt_kernel(ctype, vw):
+    """pack_bt: B^T stored N x K into the panels of pack_b, by vw x vw register transposes."""
+    vt, nr = f"{ctype}{vw}", vw * _NV
+    out = [
+        f"__kernel void pack_bt(__global const {ctype} *B, const int b_off, "
+        f"__global {ctype} *P, const int K, const int N)",
         "{",
+        "  B += b_off;",
         f"  const int k0 = get_global_id(0) * {_PACK_K};",
         f"  const int k1 = k0 + {_PACK_K} < K ? k0 + {_PACK_K} : K;",
-        "  const int j = get_global_id(1);",
-        f"  const int lo = j * {nr};",
-        f"  __global {ctype} *dst = P + (size_t)j * K * {nr};",
-        f"  for (int c = 0; c < {nr}; ++c) {{",
-        "    const int col = lo + c < N ? lo + c : N - 1;",
-        f"    const __global {ctype} *src = B + b_off + (size_t)col * K;",
-        "    if (lo + c < N)",
-        f"      for (int kk = k0; kk < k1; ++kk) dst[kk * {nr} + c] = src[kk];",
-        "    else",
-        f"      for (int kk = k0; kk < k1; ++kk) dst[kk * {nr} + c] = 0;",
+        f"  const int lo = get_global_id(1) * {nr};",
+        f"  const int cs = lo + {nr} <= N || N < {nr} ? lo : N - {nr};",
+        f"  __global {ctype} *dst = P + (size_t)lo * K;",
+        f"  const __global {ctype} *src = B + (size_t)cs * K;",
+        "  int kk = k0;",
+        f"  if (N >= {nr}) {{",
+        f"    for (; kk + {vw} <= k1; kk += {vw}) {{",
+    ]
+    for h in range(_NV):
+        rows = [f"v{c}" for c in range(vw)]
+        out.append("      {")
+        for c in range(vw):
+            out.append(
+                f"      const {vt} v{c} = "
+                f"*(const __global vtu *)(src + (size_t){h * vw + c} * K + kk);"
+            )
+        out += ["      " + line for line in _transpose(vt, vw, rows)]
+        out += [
+            f"      *(__global {vt} *)(dst + (size_t)(kk + {t}) * {nr} + {h * vw}) = o{t};"
+            for t in range(vw)
+        ]
+        out.append("      }")
+    out += [
+        "    }",
+        "  }",
+        "  for (; kk < k1; ++kk)",
+        f"    for (int c = 0; c < {nr}; ++c)",
+        f"      dst[(size_t)kk * {nr} + c] = c < N ? src[(size_t)c * K + kk] : 0;",
+        "}",
+        "",
+    ]
+    return out
+
+
+def _pack_at_kernel(ctype, mr):
+    """pack_at_<mr>: A^T stored K x M into k-major MR-row panels, last rows repeated."""
+    copy, off = [], 0
+    for width in (4, 2, 1):
+        if mr - off >= width:
+            t = f"v{width}u" if width > 1 else ctype
+            copy.append(
+                f"        *(__global {t} *)(dst + {off}) = "
+                f"*(const __global {t} *)(src + b * {mr} + {off});"
+            )
+            off += width
+    return [
+        f"__kernel void pack_at_{mr}(__global const {ctype} *A, const int a_off, "
+        f"__global {ctype} *P, const int K, const int M)",
+        "{",
+        "  A += a_off;",
+        f"  const int k0 = get_global_id(0) * {_PACK_K};",
+        f"  const int k1 = k0 + {_PACK_K} < K ? k0 + {_PACK_K} : K;",
+        f"  const int nbi = (M + {mr - 1}) / {mr}, full = M / {mr};",
+        f"  const int b0 = get_global_id(1) * {_PACK_BLOCKS};",
+        f"  const int b1 = b0 + {_PACK_BLOCKS} < nbi ? b0 + {_PACK_BLOCKS} : nbi;",
+        "  for (int b = b0; b < b1; ++b) {",
+        "    for (int kk = k0; kk < k1; ++kk) {",
+        f"      const __global {ctype} *src = A + (size_t)kk * M;",
+        f"      __global {ctype} *dst = P + ((size_t)b * K + kk) * {mr};",
+        "      if (b < full) {",
+        *copy,
+        "      } else {",
+        f"        for (int r = 0; r < {mr}; ++r)",
+        f"          dst[r] = src[b * {mr} + r < M ? b * {mr} + r : M - 1];",
+        "      }",
+        "    }",
         "  }",
         "}",
+        "",
     ]
-    return "\n".join(lines) + "\n"
+
+
+def program_source(dtype, trans_a: bool, trans_b: bool, bias: bool, epilogue: str | None):
+    """OpenCL source of every kernel a product of this kind may use (one program per kind)."""
+    ctype, vw = _TYPES[np.dtype(dtype)]
+    lines = ["#pragma OPENCL EXTENSION cl_khr_fp64 : enable"] if ctype == "double" else []
+    lines += [
+        *[
+            f"typedef {ctype}{w} __attribute__((aligned(sizeof({ctype})))) {u};"
+            for w, u in ((vw, "vtu"), (4, "v4u"), (2, "v2u"))
+        ],
+        *[
+            f"inline {t} __attribute__((overloadable)) epilogue({t} v) "
+            f"{{ return {epilogue or 'v'}; }}"
+            for t in sorted({f"{ctype}{vw}", f"{ctype}{_DOT_COLS}"})
+        ],
+        f"#define GEMM_ARGS __global const {ctype} *A, const int a_off, "
+        f"__global const {ctype} *B, const int b_off, __global {ctype} *C, const int c_off, "
+        + (f"__global const {ctype} *bias, const int bias_off, " if bias else "")
+        + "const int M, const int N, const int K, const int b_packed, const int band, "
+        f"const int per_item, const {ctype} alpha, const {ctype} beta",
+        "#define GEMM_OFFSETS A += a_off; B += b_off; C += c_off;"
+        + (" bias += bias_off;" if bias else ""),
+        "",
+    ]
+    for mr in _MR_CHOICES:
+        for a_mode in ("panel", "cols") if trans_a else ("rows",):
+            lines += _gemm_kernel(ctype, vw, a_mode, bias, mr)
+        if trans_a:
+            lines += _pack_at_kernel(ctype, mr)
+    lines += _pack_bt_kernel(ctype, vw) if trans_b else _pack_b_kernel(ctype, vw)
+    if trans_b and not trans_a:
+        lines += _dot_kernel(ctype, vw, bias)
+    return "\n".join(lines)
 
 
 def _pick_mr(m):
-    """Rows per work-item: the fewest padded rows, weighting each block by its B traffic."""
+    """Rows per C block: the least padded work, counting each block's B loads as 2 rows."""
     return min(_MR_CHOICES, key=lambda mr: (-(-m // mr) * (mr + 2), -mr))
+
+
+def _build(context, source, program_cache):
+    """The built program: from program_cache.build when given, else built directly."""
+    if program_cache is None:
+        return cl.Program(context, source).build()
+    return program_cache.build(context, source)
 
 
 class GemmPlan:
     """One planned product C = epilogue(alpha * op(A) @ op(B) + beta * C + bias), shapes fixed.
 
-    The program, kernels and packing scratch are made once here; enqueue only sets arguments
-    and enqueues one or two kernels. The scratch is reused, so enqueue a plan in order.
+    Storage is row-major: A is m x k (k x m if trans_a), B is k x n (n x k if trans_b; both
+    transposes together work too), C is m x n, bias has n elements. `epilogue` is an OpenCL C
+    expression in `v` valid for scalars and vectors of the dtype, e.g. "(v > 0 ? v : 0)" or
+    "1 / (1 + exp(-v))"; the kernels apply it to 4- and 8-wide vectors. The program, kernels
+    and packing scratch are made here; enqueue only sets arguments and enqueues one to three
+    kernels. The scratch is reused, so enqueue a plan in order (in-order queue or wait_for).
     """
 
     def __init__(
@@ -212,60 +450,88 @@ class GemmPlan:
     ):
         shapes = f"m={m}, n={n}, k={k}"
         for name, v in (("m", m), ("n", n), ("k", k)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"GemmPlan: {name} must be a positive int ({shapes})")
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            dtype = None
         if dtype not in _TYPES:
-            raise ValueError(f"GemmPlan: dtype must be float32 or float64, got {dtype} ({shapes})")
+            raise ValueError(f"GemmPlan: dtype must be float32 or float64, not {dtype} ({shapes})")
         if dtype == np.float64 and any("cl_khr_fp64" not in d.extensions for d in context.devices):
             raise ValueError("GemmPlan: float64 needs a device with cl_khr_fp64; use float32")
         if epilogue is not None and not isinstance(epilogue, str):
             raise ValueError(
-                f"GemmPlan: epilogue must be an OpenCL C expression in v or None, got {epilogue!r}"
+                f"GemmPlan: epilogue must be an OpenCL C expression in v or None, not {epilogue!r}"
             )
         m, n, k = int(m), int(n), int(k)
         if max(m * k, k * n, m * n) >= 2**31:
-            raise ValueError(f"GemmPlan: operands over 2**31 elements are not supported ({shapes})")
-        self.m, self.n, self.k = m, n, k
-        self.trans_a, self.trans_b, self.dtype = bool(trans_a), bool(trans_b), dtype
+            raise ValueError(f"GemmPlan: operands of 2**31 elements or more ({shapes})")
+        self.m, self.n, self.k, self.dtype = m, n, k, dtype
+        self.trans_a, self.trans_b = bool(trans_a), bool(trans_b)
         self.bias, self.epilogue = bool(bias), epilogue
+        self._source = program_source(dtype, self.trans_a, self.trans_b, self.bias, epilogue)
+        program = _build(context, self._source, program_cache)
 
         ctype, vw = _TYPES[dtype]
-        nr = vw * _NV
-        mr = _pick_mr(m)
-        nbi, npan = -(-m // mr), -(-n // nr)
-        self._packed = self.trans_b or n < nr or nbi >= _PACK_MIN_BLOCKS
-        self._source = _gemm_source(ctype, vw, self.trans_a, self.bias, epilogue, mr, _NV, _UNROLL)
-        if program_cache is None:
-            program = cl.Program(context, self._source).build()
+        nr, size = vw * _NV, dtype.itemsize
+        self._pack_a = self._pack_b = None
+        if self.trans_b and not self.trans_a and m <= _DOT_MAX_M:
+            name, mr = "gemm_dot", _DOT_ROWS
+            blocks, block_work = -(-m // mr) * -(-n // _DOT_COLS), mr * _DOT_COLS * k
+            b_packed = False
         else:
-            program = program_cache.build(context, self._source)
-
-        scalar = dtype.type
-        self._scalar = scalar
-        self._gemm = cl.Kernel(program, "gemm")
+            mr = _pick_mr(m)
+            nbi, npan = -(-m // mr), -(-n // nr)
+            blocks, block_work = nbi * npan, mr * nr * (k + 8)
+            reused = nbi >= _PACK_MIN_BLOCKS
+            b_packed = self.trans_b or n < nr or reused and k * n * size >= _PACK_MIN_BYTES
+            a_packed = self.trans_a and reused and npan > 1 and m * k * size >= _PACK_MIN_BYTES
+            name = f"gemm_{mr}" + ("_panel" if a_packed else "_cols" if self.trans_a else "")
+            grid = -(-k // _PACK_K)
+            if a_packed:
+                self._pack_a = self._packer(
+                    program,
+                    f"pack_at_{mr}",
+                    nbi * mr * k,
+                    m,
+                    context,
+                    (grid, -(-nbi // _PACK_BLOCKS)),
+                )
+            if b_packed:
+                self._pack_b = self._packer(
+                    program,
+                    "pack_bt" if self.trans_b else "pack_b",
+                    npan * nr * k,
+                    n,
+                    context,
+                    (grid, npan),
+                )
+        band = max(1, _BAND_BYTES // (mr * k * size))
+        units = context.devices[0].max_compute_units
+        per_item = max(1, min(-(-_MIN_WORK // block_work), blocks // (4 * units)))
+        self._shape_args = (m, n, k, int(b_packed), band, per_item)
+        self._grid = (-(-blocks // per_item),)
+        self._gemm = cl.Kernel(program, name)
         self._gemm.set_scalar_arg_dtypes(
-            [None, np.int32, None, np.int32, None, np.int32]
-            + ([None, np.int32] if self.bias else [])
-            + [np.int32] * 5
-            + [scalar, scalar]
+            [None, np.int32] * (4 if self.bias else 3) + [np.int32] * 6 + [dtype.type] * 2
         )
-        band = max(1, _BAND_BYTES // (mr * k * dtype.itemsize))
-        self._shape_args = (m, n, k, int(self._packed), band)
-        self._grid = (nbi * npan,)
-        if self._packed:
-            self._pack = cl.Kernel(program, "pack_bt" if self.trans_b else "pack_b")
-            self._pack.set_scalar_arg_dtypes([None, np.int32, None, np.int32, np.int32])
-            self._panels = cl.Buffer(
-                context, cl.mem_flags.READ_WRITE, npan * nr * k * dtype.itemsize
-            )
-            self._pack_grid = (-(-k // _PACK_K), npan)
+
+    def _packer(self, program, name, count, cols, context, grid):
+        """A packing kernel with its scratch buffer: (kernel, grid, buffer, trailing args)."""
+        kernel = cl.Kernel(program, name)
+        kernel.set_scalar_arg_dtypes([None, np.int32, None, np.int32, np.int32])
+        scratch = cl.Buffer(context, cl.mem_flags.READ_WRITE, count * self.dtype.itemsize)
+        return kernel, grid, scratch, (self.k, cols)
 
     def source(self) -> str:
         """All OpenCL source this plan uses."""
         return self._source
 
     def _check(self, name, buf, offset, count):
+        """Raise ValueError unless buf holds count elements from offset."""
+        if not isinstance(buf, cl.Buffer):
+            raise ValueError(f"GemmPlan: {name} must be a pyopencl Buffer, not {type(buf)}")
         if offset < 0 or (offset + count) * self.dtype.itemsize > buf.size:
             raise ValueError(
                 f"GemmPlan: {name} needs {count} elements from offset {offset} but its buffer "
@@ -288,29 +554,33 @@ class GemmPlan:
         beta: float = 0.0,
         wait_for=None,
     ) -> cl.Event:
-        """Enqueue the product on queue; offsets are in elements. Returns the last event."""
+        """Enqueue the product; offsets count elements. Returns the event of the last kernel."""
         m, n, k = self.m, self.n, self.k
         self._check("a", a, a_offset, m * k)
         self._check("b", b, b_offset, k * n)
         self._check("c", c, c_offset, m * n)
+        if self.bias != (bias is not None):
+            raise ValueError(
+                f"GemmPlan: the plan was built with bias={self.bias}; pass bias= "
+                f"exactly when it is True"
+            )
+        bias_args = ()
         if self.bias:
-            if bias is None:
-                raise ValueError("GemmPlan: this plan was built with bias=True; pass bias=")
             self._check("bias", bias, bias_offset, n)
             bias_args = (bias, bias_offset)
-        elif bias is not None:
-            raise ValueError("GemmPlan: bias given to a plan built with bias=False")
-        else:
-            bias_args = ()
-        if self._packed:
-            self._pack.set_args(b, b_offset, self._panels, k, n)
-            wait_for = [
-                cl.enqueue_nd_range_kernel(
-                    queue, self._pack, self._pack_grid, (1, 1), wait_for=wait_for
+        events = []
+        operands = [(a, a_offset), (b, b_offset)]
+        for i, packer in enumerate((self._pack_a, self._pack_b)):
+            if packer is not None:
+                kernel, grid, scratch, sizes = packer
+                kernel.set_args(*operands[i], scratch, *sizes)
+                events.append(
+                    cl.enqueue_nd_range_kernel(queue, kernel, grid, (1, 1), wait_for=wait_for)
                 )
-            ]
-            b, b_offset = self._panels, 0
+                operands[i] = (scratch, 0)
         self._gemm.set_args(
-            a, a_offset, b, b_offset, c, c_offset, *bias_args, *self._shape_args, alpha, beta
+            *operands[0], *operands[1], c, c_offset, *bias_args, *self._shape_args, alpha, beta
         )
-        return cl.enqueue_nd_range_kernel(queue, self._gemm, self._grid, (1,), wait_for=wait_for)
+        return cl.enqueue_nd_range_kernel(
+            queue, self._gemm, self._grid, (1,), wait_for=events or wait_for
+        )

@@ -87,20 +87,6 @@ class UploadLaunch:
         return cl.enqueue_copy(queue, self.target.cl_buffer, value, is_blocking=False)
 
 
-class FillZeroLaunch:
-    """Zeroes a small buffer (error flags) before the kernels that may set it."""
-
-    def __init__(self, target: DeviceArray, label: str) -> None:
-        self.target, self.label, self.source = target, label, ""
-        self._zeros = np.zeros(target.size, dtype=target.dtype)
-
-    def arrays(self) -> list[DeviceArray]:
-        return [self.target]
-
-    def enqueue(self, queue: cl.CommandQueue, host_values: dict):
-        return cl.enqueue_copy(queue, self.target.cl_buffer, self._zeros, is_blocking=False)
-
-
 class CopyLaunch:
     """A contiguous device-to-device copy (applying updates to shared buffers)."""
 

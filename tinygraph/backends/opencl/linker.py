@@ -27,7 +27,6 @@ from .kernel_spec import KernelSpec, Operand
 from .kernels import RandomBase, RandomKey
 from .launches import (
     CopyLaunch,
-    FillZeroLaunch,
     HostFallbackLaunch,
     KernelLaunch,
     UploadLaunch,
@@ -49,7 +48,8 @@ _SCALAR_TYPES = {"bool": np.uint8}
 
 
 def _numpy_scalar(value, dtype: str):
-    return _SCALAR_TYPES.get(dtype, np.dtype(dtype).type)(value)
+    """A one-element host value as the NumPy scalar type a kernel argument needs."""
+    return _SCALAR_TYPES.get(dtype, np.dtype(dtype).type)(np.asarray(value).reshape(()))
 
 
 class OpenCLProgram:
@@ -103,7 +103,7 @@ class OpenCLProgram:
                 self.host_ids.add(node.outputs[0].id)
             elif isinstance(node.op, Shape) or (
                     all(v.id in self.host_ids for v in node.inputs)
-                    and all(o.ndim == 0 or (o.ndim == 1 and not is_float(o.dtype))
+                    and all(all(o.broadcastable) or (o.ndim == 1 and not is_float(o.dtype))
                             for o in node.outputs)):
                 self.host_nodes.add(id(node))
                 self.host_ids.update(o.id for o in node.outputs)
@@ -286,6 +286,8 @@ class Plan:
             last_use[id(array.buffer)] = len(steps)
         free: list[cl.Buffer] = []
         self.device_bytes = 0
+        for flag, *_ in self.error_flags:  # own buffers: zeroed once, before any launch
+            flag.buffer.physical = self._take([], flag.buffer.nbytes)
         for index, launch in enumerate(steps):
             for array in launch.arrays():
                 logical = array.buffer
@@ -298,6 +300,13 @@ class Plan:
                     free.append(logical.physical)
             if hasattr(launch, "finalize"):
                 launch.finalize()
+        for flag, *_ in self.error_flags:
+            self._clear(flag)
+
+    def _clear(self, flag: DeviceArray) -> None:
+        """Zero an error flag (once when planned, and again after it reported an error)."""
+        cl.enqueue_copy(self.runtime.queue, flag.cl_buffer, np.zeros(1, np.int32),
+                        is_blocking=True)
 
     def _take(self, free: list, nbytes: int) -> cl.Buffer:
         fitting = [b for b in free if b.size >= nbytes]
@@ -323,7 +332,9 @@ class Plan:
         return self.shapes[var.id]
 
     def is_host_scalar(self, var) -> bool:
-        return isinstance(var, Variable) and var.id in self.program.host_ids and var.ndim == 0
+        """A one-element host value, passed to kernels by value."""
+        return isinstance(var, Variable) and var.id in self.program.host_ids and \
+            all(var.broadcastable)
 
     def allocate(self, shape, dtype) -> DeviceArray:
         """Plan-internal storage, bound to a physical buffer by :meth:`_finalize`."""
@@ -408,7 +419,6 @@ class Plan:
         scratch = [self.allocate((size,), dtype)
                    for size, dtype in zip(first.scratch_sizes, first.scratch_dtypes)]
         if scratch and scratch[0].size == 1 and scratch[0].dtype == np.int32:
-            self.launches.append(FillZeroLaunch(scratch[0], "clear error flag"))
             self.error_flags.append((scratch[0], label, node, list(operands)))
         for spec in specs:
             self._add_kernel(spec, label, operands, outputs, scratch, random_state)
@@ -506,9 +516,10 @@ class Plan:
     def _check_error_flags(self, queue, host_values, flags) -> None:
         """Raise if a kernel flagged a bad index or label; the op's NumPy code is then run on
         the operands to give the same precise message as the NumPy backend."""
-        for flag, (_, op_name, node, operands) in zip(flags, self.error_flags):
+        for flag, (array, op_name, node, operands) in zip(flags, self.error_flags):
             if not flag[0]:
                 continue
+            self._clear(array)
             values = [read_view(queue, a, host_values) for a in operands]
             if node is not None and len(values) == len(node.inputs):
                 try:
