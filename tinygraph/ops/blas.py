@@ -78,7 +78,7 @@ class Gemm(Op):
             raise TypeError(f"gemm: C, A and B must share a float dtype, got {c.dtype}, "
                             f"{a.dtype}, {b.dtype}")
         alpha, beta = ew.cast(alpha, c.dtype), ew.cast(beta, c.dtype)
-        return Apply(self, [c, alpha, a, b, beta], [TensorType(c.dtype, (False, False))])
+        return Apply(self, [c, alpha, a, b, beta], [c.type])
 
     def perform(self, node, inputs):
         c, alpha, a, b, beta = inputs
@@ -119,7 +119,8 @@ class DotEpilogue(Op):
             raise TypeError(f"{self}: expected two matrices and {int(self.has_bias)} bias "
                             f"vector(s), got {[str(v.type) for v in (a, b, *bias)]}")
         dtype = self.epilogue.output_dtype(a.dtype)
-        return Apply(self, [a, b, *bias], [TensorType(dtype, (False, False))])
+        bcast = (a.broadcastable[0], b.broadcastable[1])
+        return Apply(self, [a, b, *bias], [TensorType(dtype, bcast)])
 
     def perform(self, node, inputs):
         a, b, *bias = inputs

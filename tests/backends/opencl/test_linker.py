@@ -182,3 +182,35 @@ def test_bias_and_activation_fuse_into_the_product(activation, transpose):
     value = rng.normal(size=(6, 7) if transpose else (7, 6)).astype("float32")
     np.testing.assert_allclose(opencl(value), reference(value), rtol=1e-5, atol=1e-6)
     assert "DotEpilogue" in opencl.kernels_source()
+
+
+def test_scalar_shared_updated_from_a_device_value():
+    total = tg.shared(np.zeros((), "float64"), name="total")
+    x = tg.vector("x")
+    add = tg.function([x], None, updates=[(total, total + tg.cast(tg.sum(x * x), "float64"))],
+                      device="opencl")
+    add(np.array([1.0, 2.0], "float32"))
+    add(np.array([1.0], "float32"))
+    assert total.get_value() == 6.0
+
+
+def test_one_row_batch_gradient_with_fused_epilogue():
+    x = tg.tensor("float64", broadcastable=(True, False), name="x")
+    w = tg.shared(np.linspace(-1, 1, 12).reshape(4, 3), name="w")
+    b = tg.shared(np.zeros(3), name="b")
+    grads = tg.grad(tg.sum(tg.tanh(x @ w + b)), [w, b])
+    reference, opencl = both([x], grads)
+    value = np.array([[0.5, -0.2, 0.1, 0.3]])
+    for got, want in zip(opencl(value), reference(value)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_fewer_labels_than_rows_in_the_fused_crossentropy():
+    x, y = tg.matrix("x"), tg.ivector("y")
+    w = tg.shared(np.zeros((2, 2), "float32"), name="w")
+    p = tg.softmax(x @ w)
+    cost = -tg.mean(tg.log(p)[tg.arange(y.shape[0]), y])
+    reference, opencl = both([x, y], [cost, tg.grad(cost, w)])
+    values = (np.eye(2, dtype="float32"), np.array([1], "int32"))
+    for got, want in zip(opencl(*values), reference(*values)):
+        np.testing.assert_allclose(got, want, rtol=1e-6)

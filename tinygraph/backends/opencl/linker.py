@@ -254,6 +254,10 @@ class Plan:
                                   program.name)
         self.output_arrays = [None if var.id in program.host_ids else
                               self._readable(var) for var in program.outputs]
+        #: device-computed new values of host-side shared variables (0-d shared scalars)
+        self.host_update_arrays = [self._readable(value) for target, value in program.updates
+                                   if target.id in program.host_ids
+                                   and value.id not in program.host_ids]
         self.update_copies = []
         shared_buffers = {id(self.arrays[v.id].buffer) for v in program.shared
                           if v.id in self.arrays}
@@ -278,7 +282,7 @@ class Plan:
         for index, launch in enumerate(steps):
             for array in launch.arrays():
                 last_use[id(array.buffer)] = index
-        pinned = [a for a in self.output_arrays if a is not None]
+        pinned = [a for a in self.output_arrays if a is not None] + self.host_update_arrays
         for flag, _, _, operands in self.error_flags:
             pinned += [flag] + [a for a in operands if isinstance(a, DeviceArray)]
         pinned += [launch.source_array for launch in self.update_copies]
@@ -476,19 +480,24 @@ class Plan:
                 outputs.append(np.array(host_values[var.id], dtype=var.dtype))
             else:
                 outputs.append(read(queue, array, host_values, wait=False))
+        host_updates = [read(queue, array, host_values, wait=False)
+                        for array in self.host_update_arrays]
         flags = [np.zeros(1, dtype=np.int32) for _ in self.error_flags]
         for flag, (array, *_) in zip(flags, self.error_flags):
             cl.enqueue_copy(queue, flag, array.cl_buffer, is_blocking=False)
-        if outputs or flags:
+        if outputs or flags or host_updates:
             queue.finish()
         self._check_error_flags(queue, host_values, flags)
         for launch in self.update_copies:
             launch.enqueue(queue, host_values)
+        computed = iter(host_updates)
         for shared_var, value in program.updates:
-            if shared_var.id in program.host_ids:
+            if shared_var.id not in program.host_ids:
+                shared_var.device_storage.mark_device_written()
+            elif value.id in host_values:
                 shared_var.set_value(np.array(host_values[value.id], dtype=shared_var.dtype))
             else:
-                shared_var.device_storage.mark_device_written()
+                shared_var.set_value(next(computed).reshape(shared_var.get_value().shape))
         if program.profile is not None:
             queue.finish()
             self._record(program.profile, events)

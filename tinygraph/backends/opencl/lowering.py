@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...graph import Constant
+from ...graph import Constant, Variable
 from ...ops import scalar as s
 from ...ops.blas import Dot, DotEpilogue, Gemm
 from ...ops.elemwise import Elemwise
@@ -27,11 +27,13 @@ def _aligned_strides(array: DeviceArray, out_shape) -> tuple[int, ...]:
 
 
 def elementwise_into(builder, node, scalar_op, inputs, target: DeviceArray) -> None:
-    """Launch ``scalar_op`` of ``inputs`` (variables or device arrays) into ``target``."""
+    """Launch ``scalar_op`` of ``inputs`` (variables, device arrays, or NumPy scalars passed
+    by value) into ``target``."""
     dtypes, strides, by_value, operands = [], [], [], []
     for inp in inputs:
-        if not isinstance(inp, DeviceArray) and builder.is_host_scalar(inp):
-            dtypes.append(inp.dtype)
+        if isinstance(inp, np.ndarray) or (not isinstance(inp, DeviceArray)
+                                           and builder.is_host_scalar(inp)):
+            dtypes.append(inp.dtype if isinstance(inp, Variable) else inp.dtype.name)
             strides.append(())
             by_value.append(True)
             operands.append(inp)
