@@ -1,7 +1,8 @@
-"""GemmPlan against NumPy: every transpose mode, random shapes, offsets, scalars and epilogues."""
+"""GemmPlan against NumPy: NN, NT, TN, TT, every kernel path, offsets, scalars, epilogues."""
 
 import importlib.util
 import pathlib
+import types
 
 import numpy as np
 import pyopencl as cl
@@ -16,12 +17,16 @@ _SPEC.loader.exec_module(gemm)
 
 RELU = "(v > 0 ? v : 0)"
 SIGMOID = "1 / (1 + exp(-v))"
-EPILOGUES = {None: lambda v: v, RELU: lambda v: np.maximum(v, 0),
-             SIGMOID: lambda v: 1 / (1 + np.exp(-v))}
+EPILOGUES = {
+    None: lambda v: v,
+    RELU: lambda v: np.maximum(v, 0),
+    SIGMOID: lambda v: 1 / (1 + np.exp(-v)),
+}
+TRANS = {"NN": (False, False), "NT": (False, True), "TN": (True, False), "TT": (True, True)}
 
 
 class ProgramCache:
-    """Builds each distinct source once; counts builds so tests can check program reuse."""
+    """Builds each distinct source once and remembers it."""
 
     def __init__(self):
         self.programs = {}
@@ -33,65 +38,208 @@ class ProgramCache:
         return self.programs[key]
 
 
-@pytest.fixture(scope="module")
-def env():
-    platform = next(p for p in cl.get_platforms() if "Portable Computing Language" in p.name)
-    context = cl.Context(platform.get_devices(cl.device_type.CPU))
-    queue = cl.CommandQueue(context)
-    yield context, queue, ProgramCache(), {}
-    queue.finish()
+class Env:
+    """One context, queue, program cache and plan cache shared by every test in the module."""
 
+    def __init__(self, platform):
+        self.context = cl.Context(platform.get_devices(cl.device_type.CPU))
+        self.queue = cl.CommandQueue(self.context)
+        self.cache = ProgramCache()
+        self.plans = {}
 
-def run(env, m, n, k, *, trans_a=False, trans_b=False, dtype=np.float32, bias=False,
-        epilogue=None, offsets=(0, 0, 0, 0), alpha=1.0, beta=0.0, seed=0):
-    """Run one product on the device and return (result, NumPy reference)."""
-    context, queue, cache, plans = env
-    key = (m, n, k, trans_a, trans_b, np.dtype(dtype), bias, epilogue)
-    if key not in plans:
-        plans[key] = gemm.GemmPlan(context, m, n, k, trans_a=trans_a, trans_b=trans_b,
-                                   dtype=dtype, bias=bias, epilogue=epilogue,
-                                   program_cache=cache)
-    plan = plans[key]
-    rng = np.random.default_rng(seed)
-    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
-    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
-    c = rng.standard_normal((m, n)).astype(dtype)
-    d = rng.standard_normal(n).astype(dtype)
-    bufs = []
-    for host, off in zip((a, b, c, d), offsets):
-        flat = np.full(off + host.size + 7, np.nan, dtype)
-        flat[off:off + host.size] = host.ravel()
-        bufs.append(cl.Buffer(context, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR,
-                              hostbuf=flat))
-    plan.enqueue(queue, bufs[0], bufs[1], bufs[2], a_offset=offsets[0], b_offset=offsets[1],
-                 c_offset=offsets[2], bias=bufs[3] if bias else None, bias_offset=offsets[3],
-                 alpha=alpha, beta=beta)
-    out = np.empty(offsets[2] + c.size + 7, dtype)
-    cl.enqueue_copy(queue, out, bufs[2])
-    assert np.isnan(out[:offsets[2]]).all() and np.isnan(out[offsets[2] + c.size:]).all()
-    ref = alpha * (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b)
-    if beta:
-        ref += beta * c
-    if bias:
-        ref += d
-    ref = EPILOGUES[epilogue](ref)
-    return out[offsets[2]:offsets[2] + c.size].reshape(m, n), ref
+    def plan(self, m, n, k, op="NN", dtype=np.float32, bias=False, epilogue=None):
+        key = (m, n, k, op, np.dtype(dtype), bias, epilogue)
+        if key not in self.plans:
+            trans_a, trans_b = TRANS[op]
+            self.plans[key] = gemm.GemmPlan(
+                self.context, m, n, k, trans_a=trans_a, trans_b=trans_b, dtype=dtype,
+                bias=bias, epilogue=epilogue, program_cache=self.cache,
+            )  # fmt: skip
+        return self.plans[key]
+
+    def buffer(self, host, offset, fill=np.nan):
+        """A device buffer holding host at an element offset, surrounded by fill."""
+        flat = np.full(offset + host.size + 5, fill, host.dtype)
+        flat[offset : offset + host.size] = host.ravel()
+        flags = cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR
+        return cl.Buffer(self.context, flags, hostbuf=flat)
+
+    def run(self, m, n, k, op="NN", dtype=np.float32, bias=False, epilogue=None,
+            offsets=(0, 0, 0, 0), alpha=1.0, beta=0.0, seed=0):  # fmt: skip
+        """Run one product on the device; return (result, float64 NumPy reference)."""
+        plan = self.plan(m, n, k, op, dtype, bias, epilogue)
+        trans_a, trans_b = TRANS[op]
+        rng = np.random.default_rng(seed)
+        a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+        b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+        # beta = 0 must not read C: start it as NaN.
+        c = np.full((m, n), np.nan, dtype) if beta == 0 else rng.standard_normal((m, n))
+        c = c.astype(dtype)
+        d = rng.standard_normal(n).astype(dtype)
+        bufs = [self.buffer(x, off) for x, off in zip((a, b, c, d), offsets)]
+        plan.enqueue(
+            self.queue, *bufs[:3], a_offset=offsets[0], b_offset=offsets[1],
+            c_offset=offsets[2], bias=bufs[3] if bias else None, bias_offset=offsets[3],
+            alpha=alpha, beta=beta,
+        )  # fmt: skip
+        out = np.empty(offsets[2] + c.size + 5, dtype)
+        cl.enqueue_copy(self.queue, out, bufs[2])
+        got = out[offsets[2] : offsets[2] + c.size].reshape(m, n)
+        assert np.isnan(np.delete(out, np.s_[offsets[2] : offsets[2] + c.size])).all()
+        ref = alpha * (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b)
+        if beta:
+            ref += beta * c
+        if bias:
+            ref += d
+        return got, EPILOGUES[epilogue](ref)
 
 
 def check(got, ref, k, dtype):
-    tol = (1e-5 if dtype == np.float32 else 1e-13) * (k + 10)
+    tol = (2e-6 if dtype == np.float32 else 1e-14) * (k + 10)
     np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
 
 
-dims = st.integers(1, 70)
+@pytest.fixture(scope="module")
+def env():
+    pocl = [p for p in cl.get_platforms() if "Portable Computing Language" in p.name]
+    if not pocl:
+        pytest.skip("needs the PoCL CPU platform")
+    env = Env(pocl[0])
+    yield env
+    env.queue.finish()
 
 
-@settings(max_examples=25, deadline=None)
-@given(m=dims, n=dims, k=dims, trans=st.sampled_from([(0, 0), (0, 1), (1, 0)]),
-       offsets=st.tuples(*[st.integers(0, 33)] * 4), alpha=st.sampled_from([1.0, -0.5]),
-       beta=st.sampled_from([0.0, 1.0, 0.25]), bias=st.booleans(),
-       epilogue=st.sampled_from(list(EPILOGUES)))
-def test_float32_random(env, m, n, k, trans, offsets, alpha, beta, bias, epilogue):
-    got, ref = run(env, m, n, k, trans_a=bool(trans[0]), trans_b=bool(trans[1]), bias=bias,
-                   epilogue=epilogue, offsets=offsets, alpha=alpha, beta=beta)
+random_product = dict(
+    m=st.integers(1, 70),
+    n=st.integers(1, 70),
+    k=st.integers(1, 70),
+    op=st.sampled_from(sorted(TRANS)),
+    offsets=st.tuples(*[st.integers(0, 33)] * 4),
+    alpha=st.sampled_from([1.0, -0.5]),
+    beta=st.sampled_from([0.0, 1.0, 0.25]),
+    bias=st.booleans(),
+    epilogue=st.sampled_from(list(EPILOGUES)),
+)
+
+
+# Example counts come from the hypothesis profile (tests/conftest.py); compiling is slow, so no
+# deadline.
+@settings(deadline=None)
+@given(**random_product)
+def test_float32_random(env, m, n, k, op, offsets, alpha, beta, bias, epilogue):
+    got, ref = env.run(m, n, k, op, np.float32, bias, epilogue, offsets, alpha, beta)
     check(got, ref, k, np.float32)
+
+
+@settings(deadline=None)
+@given(**random_product)
+def test_float64_random(env, m, n, k, op, offsets, alpha, beta, bias, epilogue):
+    got, ref = env.run(m, n, k, op, np.float64, bias, epilogue, offsets, alpha, beta)
+    check(got, ref, k, np.float64)
+
+
+# Shapes that take each kernel path, named by the kernel the plan picks.
+PATHS = [
+    ("NN", 10, 100, 784, "gemm_5"),  # B read in place
+    ("NN", 100, 130, 300, "gemm_6"),  # B packed, partial last panel
+    ("NN", 7, 9, 33, "gemm_4"),  # n < 16: B packed and padded; m < MR
+    ("NN", 200, 70, 3, "gemm_6"),  # k tiny: several blocks per work-item
+    ("NN", 301, 403, 157, "gemm_6"),  # several bands of row blocks
+    ("NT", 10, 45, 37, "gemm_dot"),  # B^T read in place along k
+    ("NT", 64, 33, 50, "gemm_6"),  # B^T packed by register transposes
+    ("TN", 30, 40, 20, "gemm_6_cols"),  # A^T read in place
+    ("TN", 100, 50, 400, "gemm_6_panel"),  # A^T packed
+    ("TN", 3, 50, 400, "gemm_4_cols"),  # m < MR
+    ("TT", 20, 30, 40, "gemm_5_cols"),  # A^T in place, B^T packed
+    ("TT", 100, 50, 400, "gemm_6_panel"),  # both packed
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("op", "m", "n", "k", "kernel"), PATHS)
+def test_kernel_paths(env, op, m, n, k, kernel, dtype):
+    assert env.plan(m, n, k, op, dtype, True, SIGMOID)._gemm.function_name == kernel
+    got, ref = env.run(m, n, k, op, dtype, True, SIGMOID, (3, 5, 7, 1), 0.5, 0.5)
+    check(got, ref, k, dtype)
+
+
+@pytest.mark.parametrize("epilogue", list(EPILOGUES))
+@pytest.mark.parametrize("op", sorted(TRANS))
+def test_epilogues_with_bias(env, op, epilogue):
+    got, ref = env.run(37, 51, 29, op, np.float32, True, epilogue, offsets=(1, 2, 3, 4))
+    check(got, ref, 29, np.float32)
+
+
+def test_sgd_update_in_place(env):
+    """W <- beta * W + alpha * X^T G, repeated with new scalars and no new program."""
+    rng = np.random.default_rng(1)
+    x, g = rng.standard_normal((10, 784), "f"), rng.standard_normal((10, 100), "f")
+    w = rng.standard_normal((784, 100), "f")
+    plan = env.plan(784, 100, 10, "TN")
+    programs = len(env.cache.programs)
+    bufs = [env.buffer(v, 0) for v in (x, g, w)]
+    expect = w.astype(np.float64)
+    for alpha, beta in [(-0.1, 1.0), (-0.05, 0.999), (0.3, 0.5)]:
+        plan.enqueue(env.queue, *bufs, alpha=alpha, beta=beta)
+        expect = beta * expect + alpha * (x.T.astype(np.float64) @ g)
+    out = np.empty(w.size + 5, "f")
+    cl.enqueue_copy(env.queue, out, bufs[2])
+    check(out[: w.size].reshape(w.shape), expect, 10, np.float32)
+    assert len(env.cache.programs) == programs
+
+
+def test_one_program_per_kind(env):
+    """Shapes are kernel arguments: every NN float32 product shares one program."""
+    sources = {env.plan(m, n, k).source() for m, n, k in [(1, 1, 1), (10, 100, 784), (300, 9, 2)]}
+    assert len(sources) == 1
+    assert "__kernel" in sources.pop()
+
+
+def test_single_element(env):
+    for op in TRANS:
+        got, ref = env.run(1, 1, 1, op, np.float32, True, RELU, (0, 1, 2, 3), 2.0, 0.5)
+        check(got, ref, 1, np.float32)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        ((0, 4, 4), {}, "m must be a positive int"),
+        ((4, -1, 4), {}, "n must be a positive int"),
+        ((4, 4, 2.5), {}, "k must be a positive int"),
+        ((4, 4, True), {}, "k must be a positive int"),
+        ((4, 4, 4), {"dtype": np.int32}, "dtype must be float32 or float64"),
+        ((4, 4, 4), {"dtype": np.float16}, "dtype must be float32 or float64"),
+        ((4, 4, 4), {"dtype": "no such type"}, "dtype must be float32 or float64"),
+        ((4, 4, 4), {"epilogue": 3}, "epilogue must be an OpenCL C expression"),
+        ((50000, 50000, 1), {}, "2\\*\\*31"),
+    ],
+)
+def test_bad_plans(env, args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gemm.GemmPlan(env.context, *args, **kwargs)
+
+
+def test_float64_needs_fp64():
+    device = types.SimpleNamespace(extensions="cl_khr_byte_addressable_store")
+    context = types.SimpleNamespace(devices=[device])
+    with pytest.raises(ValueError, match="cl_khr_fp64"):
+        gemm.GemmPlan(context, 2, 2, 2, dtype=np.float64)
+
+
+def test_bad_enqueues(env):
+    plan = env.plan(4, 5, 6)
+    a, b, c = (env.buffer(np.zeros(s, "f"), 0, 0) for s in (24, 30, 20))
+    small = env.buffer(np.zeros(10, "f"), 0, 0)
+    with pytest.raises(ValueError, match=r"a needs 24 elements from offset 0 .*m=4, n=5, k=6"):
+        plan.enqueue(env.queue, small, b, c)
+    with pytest.raises(ValueError, match="c needs 20 elements from offset 20"):
+        plan.enqueue(env.queue, a, b, c, c_offset=20)
+    with pytest.raises(ValueError, match="b needs 30 elements from offset -1"):
+        plan.enqueue(env.queue, a, b, c, b_offset=-1)
+    with pytest.raises(ValueError, match="bias=False"):
+        plan.enqueue(env.queue, a, b, c, bias=small)
+    with pytest.raises(ValueError, match="bias=True"):
+        env.plan(4, 5, 6, bias=True).enqueue(env.queue, a, b, c)
+    with pytest.raises(ValueError, match="must be a pyopencl Buffer"):
+        plan.enqueue(env.queue, np.zeros(24, "f"), b, c)

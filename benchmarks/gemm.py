@@ -1,0 +1,144 @@
+"""Time GemmPlan against NumPy (OpenBLAS) on the shapes an MLP on MNIST uses, and 1024^3.
+
+Run: python benchmarks/gemm.py [--reps N] [--float64]. Each timing is 20 back-to-back launches
+and one finish, alternating with NumPy. The table shows medians over the repeats, the ratio
+numpy time / OpenCL time (>= 1: OpenCL as fast), and "best", the ratio of the fastest batches,
+which shows less of the load from other processes. One JSON line per row follows.
+"""
+
+import argparse
+import importlib.util
+import json
+import pathlib
+import time
+
+import numpy as np
+import pyopencl as cl
+
+_PATH = pathlib.Path(__file__).parents[1] / "tinygraph" / "backends" / "opencl" / "gemm.py"
+_SPEC = importlib.util.spec_from_file_location("tinygraph_opencl_gemm", _PATH)
+gemm = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(gemm)
+
+SHAPES = [(10, 784, 100), (256, 784, 200), (10, 1000, 1000), (1024, 1024, 1024)]
+CASES = [(op, *s) for s in SHAPES for op in ("NN", "NT", "TN")] + [
+    ("TN", 784, 10, 100),
+    ("NT", 256, 200, 784),
+]
+SIGMOID = "1 / (1 + exp(-v))"
+BATCH = 20
+
+
+def batch_times(fns, reps):
+    """Seconds per call of each (fn, finish) pair in reps batches of BATCH calls each.
+
+    The batches of the candidates alternate, so load from other processes hits all alike.
+    """
+    times = [[] for _ in fns]
+    for i in range(reps + 1):
+        for fn, finish, out in zip(*zip(*fns), times):
+            t0 = time.perf_counter()
+            for _ in range(BATCH):
+                fn()
+            finish()
+            if i:
+                out.append((time.perf_counter() - t0) / BATCH)
+    return [np.array(t) for t in times]
+
+
+def bench(context, queue, op, m, k, n, dtype, reps, fused=False):
+    """One row of the table: times for the plan and for NumPy on the same operands."""
+    rng = np.random.default_rng(0)
+    trans_a, trans_b = op[0] == "T", op[1] == "T"
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    c = np.empty((m, n), dtype)
+    mf = cl.mem_flags
+    bufs = [cl.Buffer(context, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=x) for x in (a, b, bias)]
+    c_buf = cl.Buffer(context, mf.READ_WRITE, c.nbytes)
+    plan = gemm.GemmPlan(
+        context,
+        m,
+        n,
+        k,
+        trans_a=trans_a,
+        trans_b=trans_b,
+        dtype=dtype,
+        bias=fused,
+        epilogue=SIGMOID if fused else None,
+    )
+    extra = {"bias": bufs[2]} if fused else {}
+    a_op, b_op = (a.T if trans_a else a), (b.T if trans_b else b)
+    if fused:
+
+        def numpy_fn():
+            np.matmul(a_op, b_op, out=c)
+            np.add(c, bias, out=c)
+            np.negative(c, out=c)
+            np.exp(c, out=c)
+            np.add(c, 1, out=c)
+            np.reciprocal(c, out=c)
+    else:
+
+        def numpy_fn():
+            np.matmul(a_op, b_op, out=c)
+
+    cl_times, np_times = batch_times(
+        [
+            (lambda: plan.enqueue(queue, bufs[0], bufs[1], c_buf, **extra), queue.finish),
+            (numpy_fn, lambda: None),
+        ],
+        reps,
+    )
+    result = np.empty_like(c)
+    cl.enqueue_copy(queue, result, c_buf)
+    np.testing.assert_allclose(result, c, rtol=1e-3, atol=1e-4 * k)
+    t_cl, t_np = float(np.median(cl_times)), float(np.median(np_times))
+    flop = 2.0 * m * n * k
+    return {
+        "op": op + (" +bias+sigmoid" if fused else ""),
+        "m": m,
+        "k": k,
+        "n": n,
+        "dtype": np.dtype(dtype).name,
+        "opencl_us": t_cl * 1e6,
+        "numpy_us": t_np * 1e6,
+        "opencl_gflops": flop / t_cl / 1e9,
+        "numpy_gflops": flop / t_np / 1e9,
+        "ratio": t_np / t_cl,
+        "best_ratio": float(np_times.min() / cl_times.min()),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=15, help="timed batches per measurement")
+    parser.add_argument("--float64", action="store_true", help="also time float64")
+    args = parser.parse_args()
+    platform = next(p for p in cl.get_platforms() if "Portable Computing Language" in p.name)
+    context = cl.Context(platform.get_devices(cl.device_type.CPU))
+    queue = cl.CommandQueue(context)
+    dtypes = [np.float32] + ([np.float64] if args.float64 else [])
+    rows = []
+    for dtype in dtypes:
+        for op, m, k, n in CASES:
+            rows.append(bench(context, queue, op, m, k, n, dtype, args.reps))
+        rows.append(bench(context, queue, "NN", 10, 784, 100, dtype, args.reps, fused=True))
+    print(
+        f"{'op':<16}{'m':>6}{'k':>6}{'n':>6} {'dtype':<8}{'OpenCL us':>11}{'numpy us':>10}"
+        f"{'OpenCL GF/s':>13}{'numpy GF/s':>12}{'ratio':>7}{'best':>6}"
+    )
+    for r in rows:
+        print(
+            f"{r['op']:<16}{r['m']:>6}{r['k']:>6}{r['n']:>6} {r['dtype']:<8}"
+            f"{r['opencl_us']:>11.1f}{r['numpy_us']:>10.1f}{r['opencl_gflops']:>13.1f}"
+            f"{r['numpy_gflops']:>12.1f}{r['ratio']:>7.2f}{r['best_ratio']:>6.2f}"
+        )
+    for r in rows:
+        print(json.dumps({key: round(v, 3) if isinstance(v, float) else v for key, v in r.items()}))
+    queue.finish()
+
+
+if __name__ == "__main__":
+    main()
