@@ -225,7 +225,10 @@ class Plan:
         self.host_values = host_values
         self.arrays: dict[int, DeviceArray] = {}
         self.launches: list = []
-        self.error_flags: list[tuple[DeviceArray, str, object, list]] = []
+        #: (op label, node, operands) of kernels that flag bad indices, each owning one int32
+        #: of ``_flag_buffer`` (zeroed once, read once per call)
+        self.error_flags: list[tuple[str, object, list]] = []
+        self._flag_buffer = LogicalBuffer(4)
         self.deferred: list = []
         self.inplace: set[int] = set()
         self._constant_arrays: dict[int, DeviceArray] = {}
@@ -272,6 +275,8 @@ class Plan:
             self.update_copies.append(CopyLaunch(source, self.arrays[shared_var.id],
                                                  f"update {shared_var!r}"))
         self.launches.extend(self.deferred)
+        self._shared_devices = [(v, g) for v in program.shared
+                                if (g := self.shared_generations.get(v.id)) is not None]
         self._finalize()
 
     def _finalize(self) -> None:
@@ -283,15 +288,15 @@ class Plan:
             for array in launch.arrays():
                 last_use[id(array.buffer)] = index
         pinned = [a for a in self.output_arrays if a is not None] + self.host_update_arrays
-        for flag, _, _, operands in self.error_flags:
-            pinned += [flag] + [a for a in operands if isinstance(a, DeviceArray)]
+        for _, _, operands in self.error_flags:
+            pinned += [a for a in operands if isinstance(a, DeviceArray)]
         pinned += [launch.source_array for launch in self.update_copies]
         for array in pinned:
             last_use[id(array.buffer)] = len(steps)
+        last_use[id(self._flag_buffer)] = len(steps)
         free: list[cl.Buffer] = []
         self.device_bytes = 0
-        for flag, *_ in self.error_flags:  # own buffers: zeroed once, before any launch
-            flag.buffer.physical = self._take([], flag.buffer.nbytes)
+        self._flag_buffer.physical = self._take([], 4 * max(len(self.error_flags), 1))
         for index, launch in enumerate(steps):
             for array in launch.arrays():
                 logical = array.buffer
@@ -304,13 +309,12 @@ class Plan:
                     free.append(logical.physical)
             if hasattr(launch, "finalize"):
                 launch.finalize()
-        for flag, *_ in self.error_flags:
-            self._clear(flag)
+        self._clear_flags()
 
-    def _clear(self, flag: DeviceArray) -> None:
-        """Zero an error flag (once when planned, and again after it reported an error)."""
-        cl.enqueue_copy(self.runtime.queue, flag.cl_buffer, np.zeros(1, np.int32),
-                        is_blocking=True)
+    def _clear_flags(self) -> None:
+        """Zero the error flags (once when planned, and again after one reported an error)."""
+        zeros = np.zeros(max(len(self.error_flags), 1), np.int32)
+        cl.enqueue_copy(self.runtime.queue, self._flag_buffer.physical, zeros, is_blocking=True)
 
     def _take(self, free: list, nbytes: int) -> cl.Buffer:
         fitting = [b for b in free if b.size >= nbytes]
@@ -423,7 +427,9 @@ class Plan:
         scratch = [self.allocate((size,), dtype)
                    for size, dtype in zip(first.scratch_sizes, first.scratch_dtypes)]
         if scratch and scratch[0].size == 1 and scratch[0].dtype == np.int32:
-            self.error_flags.append((scratch[0], label, node, list(operands)))
+            scratch[0] = DeviceArray(self._flag_buffer, len(self.error_flags), (1,), (1,),
+                                     np.dtype(np.int32))
+            self.error_flags.append((label, node, list(operands)))
         for spec in specs:
             self._add_kernel(spec, label, operands, outputs, scratch, random_state)
 
@@ -470,10 +476,14 @@ class Plan:
             if data.size:
                 cl.enqueue_copy(queue, array.cl_buffer, data, is_blocking=True)
         events = []
-        for launch in self.launches:
-            start = time.perf_counter()
-            event = launch.enqueue(queue, host_values)
-            events.append((launch.label, event, time.perf_counter() - start))
+        if program.profile is None:
+            for launch in self.launches:
+                launch.enqueue(queue, host_values)
+        else:
+            for launch in self.launches:
+                start = time.perf_counter()
+                event = launch.enqueue(queue, host_values)
+                events.append((launch.label, event, time.perf_counter() - start))
         outputs = []
         for var, array in zip(program.outputs, self.output_arrays):
             if array is None:
@@ -482,12 +492,14 @@ class Plan:
                 outputs.append(read(queue, array, host_values, wait=False))
         host_updates = [read(queue, array, host_values, wait=False)
                         for array in self.host_update_arrays]
-        flags = [np.zeros(1, dtype=np.int32) for _ in self.error_flags]
-        for flag, (array, *_) in zip(flags, self.error_flags):
-            cl.enqueue_copy(queue, flag, array.cl_buffer, is_blocking=False)
-        if outputs or flags or host_updates:
+        flags = None
+        if self.error_flags:
+            flags = np.empty(len(self.error_flags), dtype=np.int32)
+            cl.enqueue_copy(queue, flags, self._flag_buffer.physical, is_blocking=False)
+        if outputs or flags is not None or host_updates:
             queue.finish()
-        self._check_error_flags(queue, host_values, flags)
+        if flags is not None and flags.any():
+            self._raise_flagged(queue, host_values, flags)
         for launch in self.update_copies:
             launch.enqueue(queue, host_values)
         computed = iter(host_updates)
@@ -514,21 +526,22 @@ class Plan:
                 profile.record(label, (event.profile.end - event.profile.start) * 1e-9)
 
     def _check_shared_buffers(self) -> None:
-        for var in self.program.shared:
-            if var.id in self.shared_generations:
-                array = var.device_storage.device_array(var)
-                if var.device_storage.generation != self.shared_generations[var.id]:
-                    raise RuntimeError(f"shared variable {var!r} changed shape since this "
-                                       "function was planned; compile it again")
-                self.arrays[var.id] = array
+        """Upload shared values set on the host since the last call (same buffers)."""
+        for var, generation in self._shared_devices:
+            storage = var.device_storage
+            if storage.host_is_newer:
+                storage.device_array(var)
+            if storage.generation != generation:
+                raise RuntimeError(f"shared variable {var!r} changed shape since this "
+                                   "function was planned; compile it again")
 
-    def _check_error_flags(self, queue, host_values, flags) -> None:
-        """Raise if a kernel flagged a bad index or label; the op's NumPy code is then run on
-        the operands to give the same precise message as the NumPy backend."""
-        for flag, (array, op_name, node, operands) in zip(flags, self.error_flags):
-            if not flag[0]:
+    def _raise_flagged(self, queue, host_values, flags) -> None:
+        """A kernel flagged a bad index or label: clear the flags, then run the op's NumPy code
+        on the operands to raise the same precise error as the NumPy backend."""
+        self._clear_flags()
+        for flag, (op_name, node, operands) in zip(flags, self.error_flags):
+            if not flag:
                 continue
-            self._clear(array)
             values = [read_view(queue, a, host_values) for a in operands]
             if node is not None and len(values) == len(node.inputs):
                 try:
