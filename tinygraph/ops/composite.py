@@ -21,7 +21,7 @@ class Composite(ScalarOp):
         self.steps = tuple(steps)
         self.input_dtypes = tuple(input_dtypes)
         self.step_dtypes = self._infer_dtypes()
-        super().__init__(self._describe(nin), nin, self._evaluate, "",
+        super().__init__(self._describe(nin), nin, self._evaluate,
                          lambda *dtypes: self.step_dtypes[-1], None)
 
     def _infer_dtypes(self) -> tuple[str, ...]:

@@ -1,8 +1,9 @@
 """Scalar operations: the per-element semantics that :class:`Elemwise` maps over tensors.
 
-Each scalar op knows its NumPy implementation, an OpenCL C expression template (``{0}``, ``{1}``
-stand for the operands), how its output dtype follows from the input dtypes, and its gradient
-written with tensor operations on the Elemwise node's inputs, output and output gradient.
+Each scalar op knows its NumPy implementation, how its output dtype follows from the input
+dtypes, and its gradient written with tensor operations on the Elemwise node's inputs, output
+and output gradient. Backends generate their own code from the op's name (the OpenCL C of each
+op is in ``backends/opencl/elemwise_codegen.py``).
 """
 
 from __future__ import annotations
@@ -36,13 +37,12 @@ def _bool(*dtypes: str) -> str:
 class ScalarOp:
     """An elementwise function of ``nin`` operands."""
 
-    def __init__(self, name: str, nin: int, impl: Callable, c_code: str,
+    def __init__(self, name: str, nin: int, impl: Callable,
                  out_dtype: Callable[..., str], grad: Callable | None = None,
                  accepts_bool: bool = True) -> None:
         self.name = name
         self.nin = nin
         self.impl = impl
-        self.c_code = c_code
         self.out_dtype = out_dtype
         self._grad = grad
         self.accepts_bool = accepts_bool
@@ -137,61 +137,59 @@ def _clip_grad(x, lo, hi, out, g):
     return [g * ((x >= lo) & (x <= hi)), g * (x < lo), g * (x > hi)]
 
 
-add = ScalarOp("add", 2, np.add, "({0} + {1})", _arith, lambda x, y, o, g: [g, g])
-sub = ScalarOp("sub", 2, np.subtract, "({0} - {1})", _arith, lambda x, y, o, g: [g, -g])
-mul = ScalarOp("mul", 2, np.multiply, "({0} * {1})", _arith,
+add = ScalarOp("add", 2, np.add, _arith, lambda x, y, o, g: [g, g])
+sub = ScalarOp("sub", 2, np.subtract, _arith, lambda x, y, o, g: [g, -g])
+mul = ScalarOp("mul", 2, np.multiply, _arith,
                lambda x, y, o, g: [g * y, g * x])
-true_div = ScalarOp("true_div", 2, np.true_divide, "({0} / {1})", _float,
+true_div = ScalarOp("true_div", 2, np.true_divide, _float,
                     lambda x, y, o, g: [g / y, -g * o / y])
-floor_div = ScalarOp("floor_div", 2, _int_div, "floor_div", _arith, _zero_grad)
-mod = ScalarOp("mod", 2, _mod, "mod", _arith,
+floor_div = ScalarOp("floor_div", 2, _int_div, _arith, _zero_grad)
+mod = ScalarOp("mod", 2, _mod, _arith,
                lambda x, y, o, g: [g, -g * _t().floor(x / y)])
-pow = ScalarOp("pow", 2, np.power, "pow({0}, {1})", _float, _pow_grad)
-maximum = ScalarOp("maximum", 2, np.maximum, "(({0}) >= ({1}) ? ({0}) : ({1}))", _same,
+pow = ScalarOp("pow", 2, np.power, _float, _pow_grad)
+maximum = ScalarOp("maximum", 2, np.maximum, _same,
                    _max_grad)
-minimum = ScalarOp("minimum", 2, np.minimum, "(({0}) <= ({1}) ? ({0}) : ({1}))", _same,
+minimum = ScalarOp("minimum", 2, np.minimum, _same,
                    _min_grad)
-eq = ScalarOp("eq", 2, np.equal, "({0} == {1})", _bool)
-neq = ScalarOp("neq", 2, np.not_equal, "({0} != {1})", _bool)
-lt = ScalarOp("lt", 2, np.less, "({0} < {1})", _bool)
-le = ScalarOp("le", 2, np.less_equal, "({0} <= {1})", _bool)
-gt = ScalarOp("gt", 2, np.greater, "({0} > {1})", _bool)
-ge = ScalarOp("ge", 2, np.greater_equal, "({0} >= {1})", _bool)
-logical_and = ScalarOp("and", 2, np.logical_and, "({0} && {1})", _bool)
-logical_or = ScalarOp("or", 2, np.logical_or, "({0} || {1})", _bool)
-logical_xor = ScalarOp("xor", 2, np.logical_xor, "(!({0}) != !({1}))", _bool)
+eq = ScalarOp("eq", 2, np.equal, _bool)
+neq = ScalarOp("neq", 2, np.not_equal, _bool)
+lt = ScalarOp("lt", 2, np.less, _bool)
+le = ScalarOp("le", 2, np.less_equal, _bool)
+gt = ScalarOp("gt", 2, np.greater, _bool)
+ge = ScalarOp("ge", 2, np.greater_equal, _bool)
+logical_and = ScalarOp("and", 2, np.logical_and, _bool)
+logical_or = ScalarOp("or", 2, np.logical_or, _bool)
+logical_xor = ScalarOp("xor", 2, np.logical_xor, _bool)
 second = ScalarOp("second", 2, lambda x, y: np.broadcast_to(y, np.broadcast_shapes(
-    x.shape, y.shape)), "({1})", lambda x, y: y, lambda x, y, o, g: [None, g])
+    x.shape, y.shape)), lambda x, y: y, lambda x, y, o, g: [None, g])
 
-neg = ScalarOp("neg", 1, np.negative, "(-{0})", _arith, lambda x, o, g: [-g],
+neg = ScalarOp("neg", 1, np.negative, _arith, lambda x, o, g: [-g],
                accepts_bool=False)
-abs = ScalarOp("abs", 1, np.abs, "fabs({0})", _same, lambda x, o, g: [g * _t().sign(x)])
-exp = ScalarOp("exp", 1, np.exp, "exp({0})", _float, lambda x, o, g: [g * o])
-log = ScalarOp("log", 1, np.log, "log({0})", _float, lambda x, o, g: [g / x])
-log1p = ScalarOp("log1p", 1, np.log1p, "log1p({0})", _float, lambda x, o, g: [g / (x + 1.0)])
-expm1 = ScalarOp("expm1", 1, np.expm1, "expm1({0})", _float, lambda x, o, g: [g * (o + 1.0)])
-sqrt = ScalarOp("sqrt", 1, np.sqrt, "sqrt({0})", _float, lambda x, o, g: [g * 0.5 / o])
-square = ScalarOp("square", 1, np.square, "({0} * {0})", _arith,
+abs = ScalarOp("abs", 1, np.abs, _same, lambda x, o, g: [g * _t().sign(x)])
+exp = ScalarOp("exp", 1, np.exp, _float, lambda x, o, g: [g * o])
+log = ScalarOp("log", 1, np.log, _float, lambda x, o, g: [g / x])
+log1p = ScalarOp("log1p", 1, np.log1p, _float, lambda x, o, g: [g / (x + 1.0)])
+expm1 = ScalarOp("expm1", 1, np.expm1, _float, lambda x, o, g: [g * (o + 1.0)])
+sqrt = ScalarOp("sqrt", 1, np.sqrt, _float, lambda x, o, g: [g * 0.5 / o])
+square = ScalarOp("square", 1, np.square, _arith,
                   lambda x, o, g: [g * 2.0 * x], accepts_bool=False)
-sin = ScalarOp("sin", 1, np.sin, "sin({0})", _float, lambda x, o, g: [g * _t().cos(x)])
-cos = ScalarOp("cos", 1, np.cos, "cos({0})", _float, lambda x, o, g: [-g * _t().sin(x)])
-tanh = ScalarOp("tanh", 1, np.tanh, "tanh({0})", _float, lambda x, o, g: [g * (1.0 - o * o)])
-sigmoid = ScalarOp("sigmoid", 1, _sigmoid, "(1 / (1 + exp(-{0})))", _float,
+sin = ScalarOp("sin", 1, np.sin, _float, lambda x, o, g: [g * _t().cos(x)])
+cos = ScalarOp("cos", 1, np.cos, _float, lambda x, o, g: [-g * _t().sin(x)])
+tanh = ScalarOp("tanh", 1, np.tanh, _float, lambda x, o, g: [g * (1.0 - o * o)])
+sigmoid = ScalarOp("sigmoid", 1, _sigmoid, _float,
                    lambda x, o, g: [g * o * (1.0 - o)])
-softplus = ScalarOp("softplus", 1, _softplus, "(log1p(exp(-fabs({0}))) + fmax({0}, 0))",
-                    _float, lambda x, o, g: [g * _t().sigmoid(x)])
-relu = ScalarOp("relu", 1, lambda x: np.maximum(x, 0), "({0} > 0 ? {0} : 0)", _same,
+softplus = ScalarOp("softplus", 1, _softplus, _float, lambda x, o, g: [g * _t().sigmoid(x)])
+relu = ScalarOp("relu", 1, lambda x: np.maximum(x, 0), _same,
                 lambda x, o, g: [g * (x > 0)], accepts_bool=False)
-sign = ScalarOp("sign", 1, np.sign, "sign({0})", _same, _zero_grad, accepts_bool=False)
-floor = ScalarOp("floor", 1, np.floor, "floor({0})", _same, _zero_grad)
-ceil = ScalarOp("ceil", 1, np.ceil, "ceil({0})", _same, _zero_grad)
-round_half_even = ScalarOp("round", 1, np.round, "rint({0})", _same, _zero_grad)
-logical_not = ScalarOp("not", 1, np.logical_not, "(!{0})", _bool)
-identity = ScalarOp("identity", 1, lambda x: x, "({0})", _same, lambda x, o, g: [g])
+sign = ScalarOp("sign", 1, np.sign, _same, _zero_grad, accepts_bool=False)
+floor = ScalarOp("floor", 1, np.floor, _same, _zero_grad)
+ceil = ScalarOp("ceil", 1, np.ceil, _same, _zero_grad)
+round_half_even = ScalarOp("round", 1, np.round, _same, _zero_grad)
+logical_not = ScalarOp("not", 1, np.logical_not, _bool)
+identity = ScalarOp("identity", 1, lambda x: x, _same, lambda x, o, g: [g])
 
-switch = ScalarOp("switch", 3, np.where, "({0} ? {1} : {2})",
-                  lambda c, a, b: upcast(a, b), _switch_grad)
-clip = ScalarOp("clip", 3, np.clip, "clamp({0}, {1}, {2})", _same, _clip_grad)
+switch = ScalarOp("switch", 3, np.where, lambda c, a, b: upcast(a, b), _switch_grad)
+clip = ScalarOp("clip", 3, np.clip, _same, _clip_grad)
 
 
 class Cast(ScalarOp):
@@ -199,8 +197,8 @@ class Cast(ScalarOp):
 
     def __init__(self, dtype: str) -> None:
         self.dtype = dtype
-        super().__init__(f"cast_{dtype}", 1, lambda x: x.astype(dtype),
-                         f"(({dtype})({{0}}))", lambda _: dtype, self._cast_grad)
+        super().__init__(f"cast_{dtype}", 1, lambda x: x.astype(dtype), lambda _: dtype,
+                         self._cast_grad)
 
     def _cast_grad(self, x, out, g):
         if is_float(x.dtype) and is_float(self.dtype):
