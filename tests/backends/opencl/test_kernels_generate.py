@@ -1,28 +1,15 @@
 """arange and random-draw kernels: bit-identical to NumPy's arange and tinygraph's philox."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+import tg_kernel_runner as kr  # registered by conftest.py
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tinygraph.backends.opencl.kernels import arange_specs, random_specs
 from tinygraph.random import philox
 
-
-def _load(name="tg_kernel_runner"):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("kernel_runner.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-kr = _load()
 SHAPES = [(), (1,), (3,), (4,), (7, 5), (2, 3, 11), (2, 64), (1001,)]
 
 

@@ -1,11 +1,9 @@
 """Reduction and argmax kernels against the ops' NumPy ``perform`` on strided views."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+import tg_kernel_runner as kr  # registered by conftest.py
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,17 +12,6 @@ from tinygraph.graph import Variable
 from tinygraph.ops.reduce import Argmax, Reduce
 from tinygraph.types import TensorType
 
-
-def _load(name="tg_kernel_runner"):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("kernel_runner.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-kr = _load()
 DTYPES = ["float32", "float64", "int32", "int64", "bool"]
 SIZES = [1, 2, 3, 5, 7, 16, 17, 40]
 

@@ -1,11 +1,9 @@
 """Softmax, log-softmax and fused crossentropy kernels against float64 NumPy and the ops."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+import tg_kernel_runner as kr  # registered by conftest.py
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,17 +15,6 @@ from tinygraph.backends.opencl.kernels import (
 )
 from tinygraph.backends.opencl.kernels.softmax import math_source
 
-
-def _load(name="tg_kernel_runner"):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("kernel_runner.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-kr = _load()
 SIZES = [1, 2, 3, 7, 10, 17, 64, 129]
 RTOL = {"float32": 2e-6, "float64": 1e-14}
 
