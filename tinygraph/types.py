@@ -86,10 +86,6 @@ class TensorType:
                 )
         return array
 
-    def is_compatible(self, other: TensorType) -> bool:
-        """Same dtype and ndim; ``other`` may know fewer axes to be broadcastable."""
-        return self.dtype == other.dtype and self.ndim == other.ndim
-
 
 def _cast_checked(array: np.ndarray, dtype: str, name: str, allow_downcast: bool) -> np.ndarray:
     source = array.dtype
