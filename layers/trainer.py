@@ -109,6 +109,7 @@ class SGD:
                            for p in net.params] if momentum else []
         #: the compiled training step of the last :meth:`fit` (argument: minibatch index)
         self.train_fn: tg.Function | None = None
+        self._cost_sum = tg.shared(np.zeros(1, "float64"), name="cost_sum")
 
     def _compile(self, data_x, data_y, perm, n: int) -> tg.Function:
         net, size = self.net, self.net.mini_batch_size
@@ -126,9 +127,11 @@ class SGD:
                 updates += [(v, step), (p, p + step)]
         else:
             updates += [(p, p - self.eta * g) for p, g in zip(net.params, grads)]
+        # the minibatch costs are summed on the device, so a step never waits for the device
+        updates.append((self._cost_sum, self._cost_sum + tg.cast(cost, self._cost_sum.dtype)))
         i = tg.lscalar("i")
         rows = perm[i * size:(i + 1) * size]
-        return tg.function([i], cost, updates=updates,
+        return tg.function([i], [], updates=updates,
                            givens={net.x: data_x[rows], net.y: data_y[rows]}, name="train")
 
     def fit(self, training_data, epochs: int, validation_data=None, test_data=None,
@@ -176,12 +179,12 @@ class SGD:
                 break
             if shuffle:
                 perm.set_value(generator.permutation(n))
-            total = 0.0
+            self._cost_sum.set_value(np.zeros(1, "float64"))
             start = time.perf_counter()
             for index in tqdm(range(batches), desc=f"epoch {epoch}", unit="batch",
                               disable=disable, leave=False):
-                total += float(self.train_fn(index))
-            cost = total / batches
+                self.train_fn(index)
+            cost = float(self._cost_sum.get_value()[0]) / batches
             seconds = time.perf_counter() - start
             record = EpochRecord(epoch, cost,
                                  None if validation is None else net.accuracy(validation),
