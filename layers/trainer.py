@@ -184,6 +184,7 @@ class SGD:
             for index in tqdm(range(batches), desc=f"epoch {epoch}", unit="batch",
                               disable=disable, leave=False):
                 self.train_fn(index)
+            self.train_fn.sync()
             cost = float(self._cost_sum.get_value()[0]) / batches
             seconds = time.perf_counter() - start
             record = EpochRecord(epoch, cost,

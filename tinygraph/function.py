@@ -60,6 +60,14 @@ class Function:
     def _input_names(self) -> str:
         return ", ".join(repr(v) for v in self.inputs) or "none"
 
+    def sync(self) -> None:
+        """Wait until the device has finished this function's work. On OpenCL a call without
+        outputs returns before its kernels ran; an error they detect (an index or label out of
+        range) is raised by the next call or by ``sync()``."""
+        sync = getattr(self._program, "sync", None)
+        if sync is not None:
+            sync()
+
     def kernels_source(self) -> str:
         """The generated OpenCL code of this function (empty on the NumPy backend)."""
         source = getattr(self._program, "kernels_source", None)

@@ -214,3 +214,20 @@ def test_fewer_labels_than_rows_in_the_fused_crossentropy():
     values = (np.eye(2, dtype="float32"), np.array([1], "int32"))
     for got, want in zip(opencl(*values), reference(*values)):
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_errors_of_calls_without_outputs_surface_at_the_next_call_or_sync():
+    data = tg.shared(np.arange(12, dtype="float32").reshape(6, 2))
+    total = tg.shared(np.zeros(2, "float32"))
+    idx = tg.lvector("idx")
+    accumulate = tg.function([idx], [], updates={total: total + data[idx].sum(axis=0)},
+                             device="opencl")
+    accumulate(np.array([0, 1]))
+    accumulate.sync()
+    np.testing.assert_array_equal(total.get_value(), [2, 4])
+    accumulate(np.array([0, 9]))
+    with pytest.raises(IndexError, match="index 9 is out of bounds"):
+        accumulate.sync()
+    accumulate(np.array([2, 10]))
+    with pytest.raises(IndexError, match="index 10 is out of bounds"):
+        accumulate(np.array([0]))

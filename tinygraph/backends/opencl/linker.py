@@ -71,6 +71,8 @@ class OpenCLProgram:
         self._classify()
         self._prepare_steps()
         self._plans: dict[tuple, Plan] = {}
+        #: the plan whose last call returned before its error flags were read
+        self.pending_plan: Plan | None = None
         #: update values computed by a Gemm on the very shared variable they update
         consumed = {v.id for node in self.nodes for v in node.inputs}
         consumed.update(v.id for v in self.outputs)
@@ -133,6 +135,9 @@ class OpenCLProgram:
         self._device_var_ids = [v.id for v in self._device_vars()]
 
     def run(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if self.pending_plan is not None:
+            plan, self.pending_plan = self.pending_plan, None
+            plan.settle()
         host, shapes, key = self._host_pass(values)
         plan = self._plans.get(key)
         if plan is None:
@@ -205,6 +210,13 @@ class OpenCLProgram:
             self._device_var_list = [v for v in seen.values() if v.id not in self.host_ids]
         return self._device_var_list
 
+    def sync(self) -> None:
+        """Wait for the device and raise any error a previous call flagged."""
+        self.queue.finish()
+        if self.pending_plan is not None:
+            plan, self.pending_plan = self.pending_plan, None
+            plan.settle()
+
     def kernels_source(self) -> str:
         """The OpenCL source of every kernel of every plan made so far."""
         parts = []
@@ -229,6 +241,7 @@ class Plan:
         #: of ``_flag_buffer`` (zeroed once, read once per call)
         self.error_flags: list[tuple[str, object, list]] = []
         self._flag_buffer = LogicalBuffer(4)
+        self._pending = None
         self.deferred: list = []
         self.inplace: set[int] = set()
         self._constant_arrays: dict[int, DeviceArray] = {}
@@ -464,6 +477,16 @@ class Plan:
                                           dynamic, label, spec.source))
 
     # -- running ------------------------------------------------------------------------------
+    def settle(self) -> None:
+        """Check the error flags of the last call that returned without waiting for the
+        device (a function without outputs): such errors surface at the next call or sync."""
+        if self._pending is not None:
+            flags, event, host_values = self._pending
+            self._pending = None
+            event.wait()
+            if flags.any():
+                self._raise_flagged(self.runtime.queue, host_values, flags)
+
     def execute(self, values, host_values) -> list[np.ndarray]:
         program = self.program
         queue = self.runtime.queue
@@ -495,11 +518,14 @@ class Plan:
         flags = None
         if self.error_flags:
             flags = np.empty(len(self.error_flags), dtype=np.int32)
-            cl.enqueue_copy(queue, flags, self._flag_buffer.physical, is_blocking=False)
-        if outputs or flags is not None or host_updates:
+            event = cl.enqueue_copy(queue, flags, self._flag_buffer.physical, is_blocking=False)
+        if outputs or host_updates or program.profile is not None:
             queue.finish()
-        if flags is not None and flags.any():
-            self._raise_flagged(queue, host_values, flags)
+            if flags is not None and flags.any():
+                self._raise_flagged(queue, host_values, flags)
+        elif flags is not None:
+            self._pending = (flags, event, host_values)
+            program.pending_plan = self
         for launch in self.update_copies:
             launch.enqueue(queue, host_values)
         computed = iter(host_updates)
