@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -230,6 +231,14 @@ def graph_inputs(outputs: Iterable[Variable]) -> list[Variable]:
             if inp.owner is None:
                 found.setdefault(inp.id, inp)
     return list(found.values())
+
+
+def client_counts(outputs: Sequence[Variable]) -> Counter:
+    """How many times each variable (by id) is used: as a node input or as an output."""
+    counts: Counter = Counter(v.id for v in outputs)
+    for node in toposort(outputs):
+        counts.update(v.id for v in node.inputs)
+    return counts
 
 
 def ancestors(outputs: Iterable[Variable]) -> set[int]:

@@ -4,10 +4,9 @@ the product, a row-vector bias added to it, and constants (run after elementwise
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
-from ..graph import Apply, Variable, toposort
+from ..graph import Apply, Variable, client_counts, toposort
 from ..ops import scalar as s
 from ..ops.blas import Dot, DotEpilogue
 from ..ops.composite import Composite
@@ -18,12 +17,6 @@ from ..ops.shape import DimShuffle
 EPILOGUE_OPS = ("add", "sub", "mul", "true_div", "neg", "exp", "log", "tanh", "sigmoid",
                 "relu", "maximum", "minimum", "square", "sqrt", "identity")
 
-
-def _client_counts(outputs: Sequence[Variable]) -> Counter:
-    counts: Counter = Counter(v.id for v in outputs)
-    for node in toposort(outputs):
-        counts.update(v.id for v in node.inputs)
-    return counts
 
 
 def _steps_of(node: Apply):
@@ -92,7 +85,7 @@ def _rebase(steps, nin: int, d: int, add_index: int | None, dtype: str) -> Compo
 def fuse_epilogues(outputs: Sequence[Variable]) -> list[Variable]:
     """The graph with products and their elementwise consumers fused."""
     outputs = list(outputs)
-    clients = _client_counts(outputs)
+    clients = client_counts(outputs)
     memo: dict[int, Variable] = {}
     for node in toposort(outputs):
         inputs = [memo.get(v.id, v) for v in node.inputs]

@@ -7,19 +7,11 @@ are folded into the composite as literals.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
-from ..graph import Apply, Constant, Variable, toposort
+from ..graph import Apply, Constant, Variable, client_counts, toposort
 from ..ops.composite import Composite
 from ..ops.elemwise import Elemwise
-
-
-def _client_counts(outputs: Sequence[Variable]) -> Counter:
-    counts: Counter = Counter(v.id for v in outputs)
-    for node in toposort(outputs):
-        counts.update(v.id for v in node.inputs)
-    return counts
 
 
 class _Builder:
@@ -72,7 +64,7 @@ class _Builder:
 def fuse_elemwise(outputs: Sequence[Variable]) -> list[Variable]:
     """The graph with fusable elementwise chains merged into composites."""
     outputs = list(outputs)
-    clients = _client_counts(outputs)
+    clients = client_counts(outputs)
     memo: dict[int, Variable] = {}
     for node in toposort(outputs):
         inputs = [memo.get(v.id, v) for v in node.inputs]

@@ -4,21 +4,13 @@ matrix into a ``Gemm`` node (Theano's gemm rewrite). SGD updates such as
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
-from ..graph import Variable, toposort
+from ..graph import Variable, client_counts
 from ..ops import scalar as s
 from ..ops.blas import Dot, gemm
 from ..ops.elemwise import Elemwise
 from ..ops.shape import dimshuffle
-
-
-def _client_counts(outputs: Sequence[Variable]) -> Counter:
-    counts: Counter = Counter(v.id for v in outputs)
-    for node in toposort(outputs):
-        counts.update(v.id for v in node.inputs)
-    return counts
 
 
 def _as_scalar(var: Variable) -> Variable | None:
@@ -93,7 +85,7 @@ def rewrite_gemm(outputs: Sequence[Variable]) -> list[Variable]:
     """Replace each output (typically an update value) that is a linear combination of one
     matrix product and one matrix by a Gemm node."""
     outputs = list(outputs)
-    clients = _client_counts(outputs)
+    clients = client_counts(outputs)
     result = []
     for out in outputs:
         replacement = None
