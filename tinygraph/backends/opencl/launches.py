@@ -29,14 +29,31 @@ class KernelLaunch:
     def arrays(self) -> list[DeviceArray]:
         return [v for v in self.static.values() if isinstance(v, DeviceArray)]
 
-    def finalize(self) -> None:
+    def finalize(self, host_values: dict) -> None:
+        """Declare the scalar argument types and set every argument once. Typed ``set_args``
+        costs under a microsecond, where one untyped ``set_arg`` costs several."""
+        count = len(self.static) + len(self.dynamic)
+        self._args = [None] * count
+        dtypes = [None] * count
         for index, value in self.static.items():
-            self.kernel.set_arg(index, value.cl_buffer if isinstance(value, DeviceArray)
-                                else value)
+            if isinstance(value, DeviceArray):
+                self._args[index] = value.cl_buffer
+            else:
+                self._args[index] = value
+                dtypes[index] = np.asarray(value).dtype
+        for index, fn in self.dynamic:
+            value = fn(host_values)
+            self._args[index] = value
+            dtypes[index] = np.asarray(value).dtype
+        self.kernel.set_scalar_arg_dtypes(dtypes)
+        self.kernel.set_args(*self._args)
 
     def enqueue(self, queue: cl.CommandQueue, host_values: dict):
-        for index, fn in self.dynamic:
-            self.kernel.set_arg(index, fn(host_values))
+        if self.dynamic:
+            args = self._args
+            for index, fn in self.dynamic:
+                args[index] = fn(host_values)
+            self.kernel.set_args(*args)
         return cl.enqueue_nd_range_kernel(queue, self.kernel, self.global_size,
                                           self.local_size)
 

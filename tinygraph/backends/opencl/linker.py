@@ -321,7 +321,7 @@ class Plan:
                         logical.physical is not None and logical.physical not in free:
                     free.append(logical.physical)
             if hasattr(launch, "finalize"):
-                launch.finalize()
+                launch.finalize(self.host_values)
         self._clear_flags()
 
     def _clear_flags(self) -> None:
