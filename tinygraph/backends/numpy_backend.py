@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..graph import Constant, Variable, toposort
+from ..graph import Constant, Variable, graph_inputs, toposort
 from ..shared import SharedVariable
 from .errors import reraise_with_node
 
@@ -28,25 +28,13 @@ class NumpyProgram:
         self._targets = targets
         self._constants = {}
         self._shared: dict[int, SharedVariable] = {}
-        for var in self._leaves(targets):
+        for var in graph_inputs(targets):
             if isinstance(var, Constant):
                 self._constants[var.id] = var.data
             elif isinstance(var, SharedVariable):
                 self._shared[var.id] = var
         self._steps = [(node, [v.id for v in node.inputs], [v.id for v in node.outputs])
                        for node in self.nodes]
-
-    @staticmethod
-    def _leaves(targets):
-        seen = {}
-        for var in targets:
-            if var.owner is None:
-                seen[var.id] = var
-        for node in toposort(targets):
-            for var in node.inputs:
-                if var.owner is None:
-                    seen[var.id] = var
-        return seen.values()
 
     def run(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
         storage = dict(self._constants)

@@ -13,7 +13,7 @@ import numpy as np
 from ...ops import scalar as s
 from ...ops.composite import Composite
 from ...types import is_float, upcast
-from .kernel_spec import KernelSpec, Operand, c_type, fp64_pragma
+from .kernel_spec import KernelSpec, Operand, c_literal, c_type, fp64_pragma
 
 HELPERS = """
 inline long tg_floordiv_l(long a, long b) {
@@ -30,17 +30,10 @@ inline long tg_mod_l(long a, long b) {
 
 
 def literal(value, dtype: str) -> str:
-    """An exact C literal of ``value`` as ``dtype``."""
+    """An exact C literal of ``value``, cast to the C type of ``dtype``."""
     if dtype == "bool":
         return "1" if value else "0"
-    if not is_float(dtype):
-        return f"(({c_type(dtype)}){int(value)}L)"
-    value = float(np.dtype(dtype).type(value))
-    if np.isnan(value):
-        return f"(({c_type(dtype)})NAN)"
-    if np.isinf(value):
-        return f"(({c_type(dtype)}){'-' if value < 0 else ''}INFINITY)"
-    return f"(({c_type(dtype)}){value.hex()}{'f' if dtype == 'float32' else ''})"
+    return f"(({c_type(dtype)}){c_literal(value, dtype)})"
 
 
 def _float_mod(a: str, b: str, t: str) -> str:
@@ -249,8 +242,7 @@ def epilogue_expression(composite: Composite, dtype: str) -> str:
     suffix = "f" if dtype == "float32" else ""
     for step in composite.steps:
         if step[0] == "const":
-            value = float(np.dtype(dtype).type(step[1]))
-            values.append(f"({value.hex()}{suffix})")
+            values.append(f"({c_literal(step[1], dtype)})")
             continue
         op, refs = step
         args = [values[r] for r in refs]

@@ -15,6 +15,7 @@ copy. The linker binds ``args`` in order:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,3 +81,19 @@ def element_index(flat: str, shape, strides, offset: str) -> str:
             terms.append(f"{coordinate} * {stride}L" if stride != 1 else coordinate)
         div *= size
     return " + ".join(terms)
+
+
+def c_literal(value, dtype) -> str:
+    """``value`` as an exact OpenCL C literal of ``dtype``."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        v = float(dtype.type(value))
+        if math.isnan(v):
+            return "NAN"
+        if math.isinf(v):
+            return "INFINITY" if v > 0 else "(-INFINITY)"
+        return f"{v.hex()}{'f' if dtype == np.float32 else ''}"
+    v = int(value)
+    if dtype.itemsize == 8:
+        return "LONG_MIN" if v == -(2**63) else f"{v}L"
+    return "INT_MIN" if v == -(2**31) else str(v)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyopencl as cl
 
-from ...graph import Constant, Variable, toposort
+from ...graph import Constant, Variable, graph_inputs, toposort
 from ...ops.blas import Gemm
 from ...ops.shape import Shape
 from ...ops.subtensor import IncSubtensor
@@ -82,14 +82,7 @@ class OpenCLProgram:
             and value.owner.inputs[0] is target and value.id not in consumed}
 
     def _classify(self) -> None:
-        leaves = {}
-        for var in self._targets:
-            if var.owner is None:
-                leaves[var.id] = var
-        for node in self.nodes:
-            for var in node.inputs:
-                if var.owner is None:
-                    leaves[var.id] = var
+        leaves = {var.id: var for var in graph_inputs(self._targets)}
         for target, _ in self.updates:
             leaves[target.id] = target
         self.shared = [v for v in leaves.values() if isinstance(v, SharedVariable)]
@@ -132,7 +125,9 @@ class OpenCLProgram:
                 kind = "pure"
             self._steps.append((node, kind, [v.id for v in node.inputs],
                                 [v.id for v in node.outputs], {}))
-        self._device_var_ids = [v.id for v in self._device_vars()]
+        device_ids = [v.id for v in list(self.inputs) + self.shared]
+        device_ids += [out.id for node in self.nodes for out in node.outputs]
+        self._device_var_ids = [i for i in dict.fromkeys(device_ids) if i not in self.host_ids]
 
     def run(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
         if self.pending_plan is not None:
@@ -199,16 +194,6 @@ class OpenCLProgram:
         key = tuple(shapes[i] for i in self._device_var_ids) + tuple(extra)
         return host, shapes, key
 
-    def _device_vars(self):
-        if not hasattr(self, "_device_var_list"):
-            seen = {}
-            for var in list(self.inputs) + self.shared:
-                seen[var.id] = var
-            for node in self.nodes:
-                for out in node.outputs:
-                    seen[out.id] = out
-            self._device_var_list = [v for v in seen.values() if v.id not in self.host_ids]
-        return self._device_var_list
 
     def sync(self) -> None:
         """Wait for the device and raise any error a previous call flagged."""

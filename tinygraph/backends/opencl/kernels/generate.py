@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ....random.philox import opencl_source
-from ..kernel_spec import KernelSpec, Operand, c_type, fp64_pragma
-from .reduce import c_literal, guard, launch_1d
+from ..kernel_spec import KernelSpec, Operand, c_literal, c_type, fp64_pragma
+from .reduce import guard, launch_1d
 
 
 @dataclass(frozen=True)

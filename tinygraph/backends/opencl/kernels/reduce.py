@@ -15,7 +15,7 @@ partial pass splits the longest reduced axis into parts written to scratch as (p
 then a final pass reduces the parts. Float sums are blocked (lanes, blocks of about sqrt(steps)
 steps, parts), so rounding errors grow with about sqrt(n) terms, as NumPy's pairwise sum's do.
 
-``launch_1d``, ``guard`` and ``c_literal`` are shared by the other kernel modules.
+``launch_1d`` and ``guard`` are shared by the other kernel modules.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from ..kernel_spec import KernelSpec, Operand, c_type, element_index, fp64_pragma
+from ..kernel_spec import KernelSpec, Operand, c_literal, c_type, element_index, fp64_pragma
 
 _TARGET_ITEMS = 128
 _MIN_PART = 2048
@@ -45,22 +45,6 @@ def launch_1d(n: int) -> tuple[tuple[int], tuple[int]]:
 def guard(n: int, global_size: tuple[int]) -> str:
     """The statement skipping work-items past ``n`` when the grid was rounded up."""
     return f"    if (gid >= {n}L) return;\n" if global_size[0] != n else ""
-
-
-def c_literal(value, dtype) -> str:
-    """``value`` as an exact OpenCL C literal of ``dtype``."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        v = float(dtype.type(value))
-        if math.isnan(v):
-            return "NAN"
-        if math.isinf(v):
-            return "INFINITY" if v > 0 else "(-INFINITY)"
-        return f"{v.hex()}{'f' if dtype == np.float32 else ''}"
-    v = int(value)
-    if dtype.itemsize == 8:
-        return "LONG_MIN" if v == -(2**63) else f"{v}L"
-    return "INT_MIN" if v == -(2**31) else str(v)
 
 
 def _identity(kind: str, ctype: str) -> str:

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from ..kernel_spec import KernelSpec, Operand, c_type, element_index, fp64_pragma
-from .reduce import c_literal, guard, launch_1d
+from ..kernel_spec import KernelSpec, Operand, c_literal, c_type, element_index, fp64_pragma
+from .reduce import guard, launch_1d
 
 _PRIVATE_ROW = 64  # rows up to this long keep their exps in private memory
 
