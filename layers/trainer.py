@@ -31,8 +31,9 @@ CHECKPOINT_VERSION = 1
 
 @dataclasses.dataclass
 class EpochRecord:
-    """What one epoch did: mean minibatch cost, accuracies (None without that data set),
-    training seconds and training examples per second."""
+    """What one epoch did: training cost (the mean of the minibatches' data costs, plus the
+    L2 penalty of the weights at the end of the epoch), accuracies (None without that data
+    set), training seconds and training examples per second."""
 
     epoch: int
     training_cost: float
@@ -113,12 +114,8 @@ class SGD:
 
     def _compile(self, data_x, data_y, perm, n: int) -> tg.Function:
         net, size = self.net, self.net.mini_batch_size
-        cost = net.cost(net.x, net.y, train=True)
-        if self.lmbda:
-            penalty = tg.sum(net.weights[0] ** 2)
-            for w in net.weights[1:]:
-                penalty = penalty + tg.sum(w ** 2)
-            cost = cost + self.lmbda / (2 * n) * penalty
+        data_cost = net.cost(net.x, net.y, train=True)
+        cost = data_cost + self._penalty(n) if self.lmbda else data_cost
         grads = tg.grad(cost, net.params)
         updates = []
         if self.momentum:
@@ -127,12 +124,21 @@ class SGD:
                 updates += [(v, step), (p, p + step)]
         else:
             updates += [(p, p - self.eta * g) for p, g in zip(net.params, grads)]
-        # the minibatch costs are summed on the device, so a step never waits for the device
-        updates.append((self._cost_sum, self._cost_sum + tg.cast(cost, self._cost_sum.dtype)))
+        # the minibatch costs are summed on the device, so a step never waits for the device;
+        # the L2 penalty (a pass over every weight) is added once per epoch instead
+        updates.append((self._cost_sum,
+                        self._cost_sum + tg.cast(data_cost, self._cost_sum.dtype)))
         i = tg.lscalar("i")
         rows = perm[i * size:(i + 1) * size]
         return tg.function([i], [], updates=updates,
                            givens={net.x: data_x[rows], net.y: data_y[rows]}, name="train")
+
+    def _penalty(self, n: int) -> tg.Variable:
+        """The L2 term of the cost: ``lmbda / (2 n)`` times the sum of squared weights."""
+        penalty = tg.sum(self.net.weights[0] ** 2)
+        for w in self.net.weights[1:]:
+            penalty = penalty + tg.sum(w ** 2)
+        return self.lmbda / (2 * n) * penalty
 
     def fit(self, training_data, epochs: int, validation_data=None, test_data=None,
             shuffle: bool = True, seed: int | None = None, patience: int | None = None,
@@ -162,6 +168,7 @@ class SGD:
         data_x, data_y = tg.shared(train_x, name="train_x"), tg.shared(train_y, name="train_y")
         perm = tg.shared(np.arange(n, dtype="int64"), name="perm")
         self.train_fn = self._compile(data_x, data_y, perm, n)
+        penalty_fn = tg.function([], self._penalty(n), name="penalty") if self.lmbda else None
         generator = np.random.default_rng(net.seed if seed is None else seed)
         state = {"epoch": 0, "history": [], "best_epoch": None, "best_validation_accuracy": None,
                  "test_accuracy_at_best": None, "since_best": 0}
@@ -186,6 +193,8 @@ class SGD:
                 self.train_fn(index)
             self.train_fn.sync()
             cost = float(self._cost_sum.get_value()[0]) / batches
+            if penalty_fn is not None:
+                cost += float(penalty_fn())
             seconds = time.perf_counter() - start
             record = EpochRecord(epoch, cost,
                                  None if validation is None else net.accuracy(validation),

@@ -62,8 +62,9 @@ class Function:
 
     def sync(self) -> None:
         """Wait until the device has finished this function's work. On OpenCL a call without
-        outputs returns before its kernels ran; an error they detect (an index or label out of
-        range) is raised by the next call or by ``sync()``."""
+        outputs returns before its kernels ran, so that a loop of training steps never waits
+        for the device; an error they detect (an index or label out of range) is raised by
+        ``sync()`` or by the function's next call with outputs."""
         sync = getattr(self._program, "sync", None)
         if sync is not None:
             sync()

@@ -112,10 +112,13 @@ class CrossentropySoftmax(Op):
 
 class CrossentropySoftmaxGrad(Op):
     """Gradient of :class:`CrossentropySoftmax`: row ``i < len(y)`` is
-    ``(softmax(z[i]) - one_hot(y[i])) * g[i]``, the other rows are zero."""
+    ``(softmax(z[i]) - one_hot(y[i])) * g[i]``, the other rows are zero. ``g`` may be a
+    broadcastable one-element vector: the same gradient for every row (a mean's)."""
 
     def make_node(self, g, z, y) -> Apply:
         g, z, y = as_variable(g), as_variable(z), as_variable(y)
+        if g.ndim != 1:
+            raise TypeError(f"{self}: the output gradient must be a vector, got {g.type}")
         return Apply(self, [ew.cast(g, z.dtype), z, y], [z.type])
 
     def perform(self, node, inputs):
@@ -131,7 +134,8 @@ class CrossentropySoftmaxGrad(Op):
 
     def infer_shape(self, node, input_shapes, input_values):
         g_shape, z_shape, y_shape = input_shapes
-        if y_shape[0] > z_shape[0] or g_shape != y_shape:
+        broadcast = node.inputs[0].broadcastable[0] and g_shape == (1,)
+        if y_shape[0] > z_shape[0] or not (broadcast or g_shape == y_shape):
             raise ValueError(f"{self}: {z_shape[0]} rows of logits, {y_shape[0]} labels and "
                              f"{g_shape[0]} gradients (at most one label per row, one gradient "
                              "per label)")
@@ -146,10 +150,42 @@ class CrossentropySoftmaxGrad(Op):
         z_n, gg_n = getitem(z, slice(None, n)), getitem(gg, slice(None, n))
         sm = softmax(z_n)
         g_g = sum(gg_n * (sm - one_hot(y, shape(z)[1], z.dtype)), axis=1)
+        if g.broadcastable[0]:
+            g_g = sum(g_g, axis=0, keepdims=True)
         row = dimshuffle(g, (0, "x"))
         g_z_n = row * sm * (gg_n - sum(gg_n * sm, 1, keepdims=True))
         g_z = inc_subtensor(getitem(ew.zeros_like(z), slice(None, n)), g_z_n)
         return [g_g, g_z, None]
+
+
+class CrossentropySoftmaxWithGrad(Op):
+    """:class:`CrossentropySoftmax` ``(z, y)`` and :class:`CrossentropySoftmaxGrad`
+    ``(g, z, y)`` in one pass over the logits: outputs ``(nll, dz)``. Made by a rewrite after
+    differentiation, when ``g`` does not depend on ``nll``."""
+
+    __props__ = ("all_rows",)
+
+    def __init__(self, all_rows: bool = False) -> None:
+        self.all_rows = all_rows
+
+    def make_node(self, g, z, y) -> Apply:
+        forward = CrossentropySoftmax(self.all_rows).make_node(z, y)
+        backward = CrossentropySoftmaxGrad().make_node(g, z, y)
+        return Apply(self, backward.inputs, [forward.outputs[0].type, backward.outputs[0].type])
+
+    def perform(self, node, inputs):
+        g, z, y = inputs
+        _check_labels(self, z.shape, y, self.all_rows)
+        return [CrossentropySoftmax(self.all_rows).perform(None, [z, y])[0],
+                CrossentropySoftmaxGrad().perform(None, inputs)[0]]
+
+    def infer_shape(self, node, input_shapes, input_values):
+        g_shape, z_shape, y_shape = input_shapes
+        forward = CrossentropySoftmax(self.all_rows).infer_shape(None, [z_shape, y_shape], [])
+        return forward + CrossentropySoftmaxGrad().infer_shape(node, input_shapes, [])
+
+    def grad(self, inputs, output_grads):
+        raise NotImplementedError(f"{self} is created after differentiation")
 
 
 def softmax(x):

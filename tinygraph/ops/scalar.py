@@ -180,7 +180,7 @@ sigmoid = ScalarOp("sigmoid", 1, _sigmoid, _float,
                    lambda x, o, g: [g * o * (1.0 - o)])
 softplus = ScalarOp("softplus", 1, _softplus, _float, lambda x, o, g: [g * _t().sigmoid(x)])
 relu = ScalarOp("relu", 1, lambda x: np.maximum(x, 0), _same,
-                lambda x, o, g: [g * (x > 0)], accepts_bool=False)
+                lambda x, o, g: [g * (o > 0)], accepts_bool=False)
 sign = ScalarOp("sign", 1, np.sign, _same, _zero_grad, accepts_bool=False)
 floor = ScalarOp("floor", 1, np.floor, _same, _zero_grad)
 ceil = ScalarOp("ceil", 1, np.ceil, _same, _zero_grad)

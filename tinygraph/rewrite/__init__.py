@@ -8,22 +8,26 @@ from collections.abc import Sequence
 from ..graph import Variable
 from .canonicalize import CANONICALIZE
 from .constant_folding import fold_constants
+from .crossentropy import crossentropy_grad_of_fill, fuse_crossentropy_with_grad
 from .engine import RewritePass
 from .epilogue import fuse_epilogues
 from .fusion import fuse_elemwise
 from .gemm import rewrite_gemm
 from .merge import merge
+from .reduce_epilogue import fuse_reduce_epilogues
 from .stabilize import STABILIZE
 
 constant_folding = RewritePass("constant_folding", [fold_constants])
-canonicalize = RewritePass("canonicalize", CANONICALIZE)
+canonicalize = RewritePass("canonicalize", CANONICALIZE + (crossentropy_grad_of_fill,))
 stabilize_pass = RewritePass("stabilize", STABILIZE)
 
 #: the passes ``function`` runs, in order
 DEFAULT_PIPELINE = (merge, constant_folding, canonicalize, stabilize_pass, canonicalize, merge)
-#: the OpenCL backend also turns updates into in-place products and fuses elementwise chains
-OPENCL_PIPELINE = DEFAULT_PIPELINE + (rewrite_gemm, constant_folding, fuse_elemwise,
-                                      fuse_epilogues, merge)
+#: the OpenCL backend also turns updates into in-place products, computes a crossentropy with
+#: its gradient, and fuses elementwise chains, product epilogues and reduction epilogues
+OPENCL_PIPELINE = DEFAULT_PIPELINE + (rewrite_gemm, constant_folding, fuse_crossentropy_with_grad,
+                                      fuse_elemwise, fuse_epilogues, fuse_reduce_epilogues,
+                                      merge)
 
 
 def optimize(outputs: Sequence[Variable], passes=DEFAULT_PIPELINE) -> list[Variable]:
@@ -41,6 +45,6 @@ def stabilize(outputs: Sequence[Variable]) -> list[Variable]:
 
 
 __all__ = ["DEFAULT_PIPELINE", "OPENCL_PIPELINE", "RewritePass", "fuse_elemwise", "fuse_epilogues",
-           "rewrite_gemm",
+           "fuse_crossentropy_with_grad", "fuse_reduce_epilogues", "rewrite_gemm",
            "optimize",
            "stabilize", "merge", "constant_folding", "canonicalize", "stabilize_pass"]

@@ -6,8 +6,11 @@ import numpy as np
 
 from ..graph import Apply, Constant, Variable
 from ..ops import scalar as s
-from ..ops.elemwise import Elemwise, fill, sqrt, square
-from ..ops.shape import DimShuffle, dimshuffle
+from ..ops.elemwise import Elemwise, fill, neg, sqrt, square
+from ..ops.nnet import CrossentropySoftmax
+from ..ops.reduce import Reduce
+from ..ops.shape import DimShuffle, Shape, dimshuffle, shape
+from ..types import is_float
 
 
 def _scalar_op(node: Apply):
@@ -99,6 +102,15 @@ def _fill_parts(var: Variable):
     return None
 
 
+def remove_useless_fills(node: Apply) -> list[Variable] | None:
+    """fill(x, v) -> v when ``x`` has only length-1 axes (a scalar's gradient ``fill(cost,
+    1)``): the fill would only tie ``v`` to the value of ``x``."""
+    parts = _fill_parts(node.outputs[0])
+    if parts is None or not all(parts[0].broadcastable):
+        return None
+    return [parts[1]] if parts[1].type == node.outputs[0].type else None
+
+
 def sink_fills(node: Apply) -> list[Variable] | None:
     """Move fills out of elementwise ops so gradients of sums and means simplify:
     ``f(fill(x, v), y)`` -> ``f(v, y)`` when that keeps the output type (``y`` fixes the
@@ -125,5 +137,36 @@ def sink_fills(node: Apply) -> list[Variable] | None:
     return None
 
 
+def lift_shapes(node: Apply) -> list[Variable] | None:
+    """shape(f(x, ...)) -> shape(x) for an elementwise ``f`` and an operand of the same
+    broadcast pattern; shape(CrossentropySoftmax(z, y)) -> shape(y). A shape then no longer
+    depends on the value it measures (a mean's gradient needs only the count)."""
+    if not isinstance(node.op, Shape):
+        return None
+    owner = node.inputs[0].owner
+    if owner is None:
+        return None
+    if isinstance(owner.op, CrossentropySoftmax):
+        return [shape(owner.inputs[1])]
+    if isinstance(owner.op, Elemwise):
+        for inp in owner.inputs:
+            if inp.broadcastable == node.inputs[0].broadcastable:
+                return [shape(inp)]
+    return None
+
+
+def negation_out_of_reductions(node: Apply) -> list[Variable] | None:
+    """sum(-x) -> -sum(x), mean(-x) -> -mean(x) for floats: the negation moves to the
+    (smaller) result, where it meets and cancels the cost's own sign."""
+    if not isinstance(node.op, Reduce) or node.op.kind not in ("sum", "mean"):
+        return None
+    (x,) = node.inputs
+    if x.owner is None or _scalar_op(x.owner) != s.neg or not is_float(x.dtype) or \
+            node.outputs[0].dtype != x.dtype:
+        return None
+    return [neg(node.op(x.owner.inputs[0]))]
+
+
 CANONICALIZE = (remove_neutral_elements, simplify_powers, remove_double_negation,
-                merge_dimshuffles, sink_fills)
+                merge_dimshuffles, remove_useless_fills, sink_fills, lift_shapes,
+                negation_out_of_reductions)

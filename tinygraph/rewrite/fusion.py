@@ -1,8 +1,9 @@
 """Elementwise fusion: chains of ``Elemwise`` nodes become one ``Elemwise(Composite)`` node.
 
 A producer is inlined into its consumer when the consumer is its only client and both have the
-same broadcastable pattern (so nothing is recomputed per broadcast element). Scalar constants
-are folded into the composite as literals.
+same broadcastable pattern (so nothing is recomputed per broadcast element), or when it is a
+scalar-like value seen through a dimshuffle (a few scalar operations per element). Scalar
+constants are folded into the composite as literals.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from ..graph import Apply, Constant, Variable, client_counts, toposort
 from ..ops.composite import Composite
 from ..ops.elemwise import Elemwise
+from ..ops.shape import DimShuffle, dimshuffle
 
 
 class _Builder:
@@ -78,23 +80,39 @@ def fuse_elemwise(outputs: Sequence[Variable]) -> list[Variable]:
     return [memo.get(v.id, v) for v in outputs]
 
 
-def _fusable(original: Variable, current: Variable, consumer: Apply, clients) -> bool:
-    return (current.owner is not None and isinstance(current.owner.op, Elemwise)
-            and clients[original.id] == 1
-            and current.broadcastable == consumer.outputs[0].broadcastable)
+def _producer(original: Variable, current: Variable, consumer: Apply, clients) -> Apply | None:
+    """The elementwise node computing ``current`` that can be inlined into ``consumer``: its
+    only client, with the same broadcast pattern; or a scalar-like one (only length-1 axes,
+    e.g. a cost) seen through a dimshuffle, whose operands are scalar-like too (computing it
+    per element of the consumer costs a few scalar operations)."""
+    if clients[original.id] != 1 or current.owner is None:
+        return None
+    if isinstance(current.owner.op, Elemwise):
+        same = current.broadcastable == consumer.outputs[0].broadcastable
+        return current.owner if same else None
+    if not isinstance(current.owner.op, DimShuffle) or original.owner is None:
+        return None
+    inner, inner_original = current.owner.inputs[0], original.owner.inputs[0]
+    if inner.owner is None or not isinstance(inner.owner.op, Elemwise) or \
+            clients[inner_original.id] != 1 or not all(inner.broadcastable):
+        return None
+    ndim = consumer.outputs[0].ndim
+    if all(all(v.broadcastable) and v.ndim <= ndim for v in inner.owner.inputs):
+        return inner.owner
+    return None
 
 
 def _fuse_node(node: Apply, inputs: list[Variable], clients) -> Variable:
-    if not any(_fusable(o, c, node, clients) for o, c in zip(node.inputs, inputs)):
+    producers = [_producer(o, c, node, clients) for o, c in zip(node.inputs, inputs)]
+    if not any(producers):
         if all(a is b for a, b in zip(inputs, node.inputs)):
             return node.outputs[0]
         return node.clone_with_new_inputs(inputs).outputs[0]
     builder = _Builder()
     refs = []
-    for original, current in zip(node.inputs, inputs):
-        if _fusable(original, current, node, clients):
-            producer = current.owner
-            inner = [builder.leaf(v) for v in producer.inputs]
+    for current, producer in zip(inputs, producers):
+        if producer is not None:
+            inner = [builder.leaf(_pad(v, node.outputs[0].ndim)) for v in producer.inputs]
             refs.append(builder.inline(producer.op.scalar_op, inner))
         else:
             refs.append(builder.leaf(current))
@@ -102,3 +120,11 @@ def _fuse_node(node: Apply, inputs: list[Variable], clients) -> Variable:
     composite, leaves = builder.build(node.outputs[0].type)
     out = Elemwise(composite)(*leaves)
     return out
+
+
+def _pad(var: Variable, ndim: int) -> Variable:
+    """``var`` with leading length-1 axes up to ``ndim`` (operands of a scalar-like producer
+    inlined through a dimshuffle)."""
+    if var.ndim == ndim or isinstance(var, Constant):
+        return var
+    return dimshuffle(var, ["x"] * (ndim - var.ndim) + list(range(var.ndim)))

@@ -116,12 +116,13 @@ class Runner:
         return cl.Buffer(self.context, flags, hostbuf=array if array.size else np.zeros(1))
 
     def prepare(self, specs, inputs, outputs, out_init=None, key=0, base=0, out_offset=5):
-        """Bind ``specs`` to buffers; returns a ``Launch``. ``inputs`` are arrays or
-        ``Strided`` (None where unused), ``outputs`` (shape, dtype) pairs, ``out_init`` arrays
-        to preload outputs with."""
-        ins = [None if x is None else x if isinstance(x, Strided) else contiguous(x)
-               for x in inputs]
-        in_bufs = [None if x is None else self._buffer(x.buffer) for x in ins]
+        """Bind ``specs`` to buffers; returns a ``Launch``. ``inputs`` are arrays,
+        ``Strided`` or NumPy scalars (passed by value; None where unused), ``outputs``
+        (shape, dtype) pairs, ``out_init`` arrays to preload outputs with."""
+        ins = [None if x is None else x if isinstance(x, (Strided, np.generic)) else
+               contiguous(x) for x in inputs]
+        in_bufs = [None if x is None or isinstance(x, np.generic) else self._buffer(x.buffer)
+                   for x in ins]
         host_outs = []
         for i, (shape, dtype) in enumerate(outputs):
             size = int(np.prod(shape))
@@ -145,6 +146,8 @@ class Runner:
                 if isinstance(arg, Operand):
                     if arg.kind == "in":
                         args += [in_bufs[arg.index], np.int64(ins[arg.index].offset)]
+                    elif arg.kind == "value":
+                        args.append(ins[arg.index])
                     elif arg.kind == "out":
                         args += [out_bufs[arg.index], np.int64(out_offset)]
                     else:

@@ -1,6 +1,8 @@
 """Gather and scatter kernels against AdvancedSubtensor / AdvancedIncSubtensor.perform."""
 
 
+import math
+
 import numpy as np
 import pytest
 import tg_kernel_runner as kr  # registered by conftest.py
@@ -122,3 +124,53 @@ def test_scatter_add_repeats_accumulate_and_flags_bad_indices():
     expected[0, 1], expected[2, 1], expected[3, 2] = 4, 2, 5
     np.testing.assert_array_equal(got, expected)
     assert err[0] == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("row_shape", [(), (7,), (16,), (3, 11), (784,), (40_003,)])
+def test_gather_contiguous_rows(dtype, row_shape):
+    """Whole rows copied as vectors: row lengths off the vector width, unaligned input and
+    output offsets, negative indices, long rows split over several work-items."""
+    rng = np.random.default_rng(6)
+    x = kr.embed(kr.random_array(rng, (9,) + row_shape, dtype), offset=3)
+    idx = np.array([[4, -1, 0], [8, 4, -9]], np.int64)
+    specs = gather_specs(dtype, x.shape, x.strides, ["int64"], [idx.shape], [(3, 1)])
+    assert ("_u;" in specs[0].source) == (math.prod(row_shape) >= 16)  # the vector typedef
+    got, err = gather(x, [kr.contiguous(idx)])
+    np.testing.assert_array_equal(got, x.array[idx])
+    assert err == 0
+
+
+@pytest.mark.parametrize("layout", [{"order": (0, 2, 1)}, {"pads": (0, 0, 1)},
+                                    {"broadcast": (2,)}])
+def test_gather_strided_rows(layout):
+    """Rows that are not contiguous in x are copied element by element."""
+    rng = np.random.default_rng(7)
+    x = kr.embed(kr.random_array(rng, (6, 5, 17), "float32"), offset=2, **layout)
+    rows = kr.embed(np.array([5, 0, -2, 3], np.int32), offset=1)
+    specs = gather_specs("float32", x.shape, x.strides, ["int32"], [(4,)], [(1,)])
+    assert "_u;" not in specs[0].source
+    got, err = gather(x, [rows])
+    np.testing.assert_array_equal(got, x.array[[5, 0, -2, 3]])
+    assert err == 0
+
+
+def test_gather_broadcast_indices_contiguous_rows():
+    rng = np.random.default_rng(8)
+    x = kr.embed(kr.random_array(rng, (4, 5, 33), "float64"), offset=1)
+    i0 = np.array([[0], [3], [-1]], np.int64)
+    i1 = np.array([4, -5], np.int32)
+    got, err = gather(x, [kr.contiguous(i0), kr.contiguous(i1)])
+    np.testing.assert_array_equal(got, x.array[i0, i1])
+    assert err == 0
+
+
+@pytest.mark.parametrize("row_shape, layout", [((50,), {}), ((40_003,), {}),
+                                               ((50,), {"order": (1, 0)})])
+def test_gather_bad_index_zeroes_its_row(row_shape, layout):
+    x = kr.embed(np.arange(10 * math.prod(row_shape), dtype=np.float32)
+                 .reshape((10,) + row_shape), **layout)
+    got, err = gather(x, [kr.contiguous(np.array([2, 10, -1], np.int64))])
+    assert err == 1
+    np.testing.assert_array_equal(got[[0, 2]], x.array[[2, -1]])
+    np.testing.assert_array_equal(got[1], 0)

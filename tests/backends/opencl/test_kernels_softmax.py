@@ -127,6 +127,32 @@ def test_crossentropy_forward_and_grad(case):
     assert err[0] == 0
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("g_kind", ["vector", "broadcast", "value"])
+def test_crossentropy_with_grad_in_one_kernel(dtype, g_kind):
+    z, y, g = crossentropy_inputs(7, 12, dtype, "int32", {"order": [1, 0]}, 2, 3)
+    logp = log_softmax64(z.array)
+    rows = np.arange(7)
+    scale = g.array[0]
+    g_input, g_strides, g_ref = {
+        "vector": (g, g.strides, g.array),
+        "broadcast": (kr.embed(np.full(7, scale), broadcast=(0,), offset=3), (0,),
+                      np.full(7, scale)),
+        "value": (np.dtype(dtype).type(scale), None, np.full(7, scale)),
+    }[g_kind]
+    specs = crossentropy_grad_specs(dtype, g_strides, z.shape, z.strides, "int32", y.strides,
+                                    with_costs=True)
+    (nll, grad), (err,) = kr.runner().run(specs, [g_input, z, y],
+                                          [((7,), dtype), ((7, 12), dtype)])
+    np.testing.assert_allclose(nll, -logp[rows, y.array], rtol=RTOL[dtype] * 4,
+                               atol=RTOL[dtype] * 40)
+    ref = np.exp(logp)
+    ref[rows, y.array] -= 1
+    ref *= g_ref[:, None]
+    np.testing.assert_allclose(grad, ref, rtol=RTOL[dtype] * 8, atol=RTOL[dtype] * 4)
+    assert err[0] == 0
+
+
 @pytest.mark.parametrize("bad", [-1, 10, 200])
 def test_crossentropy_flags_bad_labels(bad):
     z, y, g = crossentropy_inputs(6, 10, "float32", "int64", {}, 0, 0)

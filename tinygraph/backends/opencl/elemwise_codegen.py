@@ -154,6 +154,60 @@ def _index(name: str, strides, args: list, params: list) -> str:
     return " + ".join(terms)
 
 
+def scalar_code(op: s.ScalarOp, operands: list[str], operand_dtypes: list[str],
+                out_dtype: str, prefix: str = "v") -> tuple[list[str], str]:
+    """(C lines, name of the result) computing ``op`` (or a ``Composite``) of the operand
+    expressions, one ``const`` variable ``{prefix}{k}`` per step."""
+    body, values, dtypes = [], list(operands), list(operand_dtypes)
+    for k, (step, dtype) in enumerate(_steps(op, operand_dtypes, out_dtype)):
+        if step[0] == "const":
+            expr = literal(step[1], dtype)
+        else:
+            scalar_op, refs = step
+            expr = scalar_expression(scalar_op, [values[r] for r in refs],
+                                     [dtypes[r] for r in refs], dtype)
+        body.append(f"    const {c_type(dtype)} {prefix}{k} = {expr};")
+        values.append(f"{prefix}{k}")
+        dtypes.append(dtype)
+    return body, values[-1]
+
+
+class StoreEpilogue:
+    """An elementwise op applied to a reduced value as a reduction kernel stores it: the
+    value is operand ``position``; the other operands (node inputs 1.. in order) are host
+    scalars passed by value, single elements, or arrays laid out like the output."""
+
+    def __init__(self, op: s.ScalarOp, position: int, value_dtype: str, operand_dtypes,
+                 operand_kinds, out_dtype: str) -> None:
+        self.op, self.position, self.value_dtype = op, position, value_dtype
+        self.operand_dtypes, self.operand_kinds = list(operand_dtypes), list(operand_kinds)
+        self.out_dtype = out_dtype
+
+    def params(self) -> list[str]:
+        params = []
+        for i, (dtype, kind) in enumerate(zip(self.operand_dtypes, self.operand_kinds)):
+            ct = c_type(dtype)
+            params.append(f"const {ct} e{i}" if kind == "value" else
+                          f"__global const {ct} *e{i}, long e{i}_off")
+        return params
+
+    def args(self) -> list[Operand]:
+        return [Operand("value" if kind == "value" else "in", i + 1)
+                for i, kind in enumerate(self.operand_kinds)]
+
+    def store(self, value: str, index: str, tag: str) -> list[str]:
+        """C lines storing the op of ``value`` at output element ``index`` of ``y``; ``tag``
+        keeps the variable names of several stores apart."""
+        loads = [f"e{i}" if kind == "value" else f"e{i}[e{i}_off]" if kind == "first" else
+                 f"e{i}[e{i}_off + {index}]" for i, kind in enumerate(self.operand_kinds)]
+        loads.insert(self.position, f"(({c_type(self.value_dtype)})({value}))")
+        dtypes = list(self.operand_dtypes)
+        dtypes.insert(self.position, self.value_dtype)
+        body, result = scalar_code(self.op, loads, dtypes, self.out_dtype, prefix=f"t{tag}_")
+        return ["    {", *body, f"    y[y_off + {index}] = ({c_type(self.out_dtype)}){result};",
+                "    }"]
+
+
 def elemwise_spec(op: s.ScalarOp, input_dtypes: list[str], input_strides: list[tuple],
                   input_is_scalar_arg: list[bool], out_shape: tuple[int, ...],
                   out_dtype: str, out_strides: tuple[int, ...] | None = None) -> KernelSpec:
@@ -190,18 +244,8 @@ def elemwise_spec(op: s.ScalarOp, input_dtypes: list[str], input_strides: list[t
     out_index = _index("out0", strides[-1], args, params)
     params += ["const long size", *coordinate_params]
     args += [np.int64(size), *coordinate_args]
-    body, dtypes = [], list(input_dtypes)
-    values = [loads[i] for i in range(len(input_dtypes))]
-    for k, (step, dtype) in enumerate(_steps(op, input_dtypes, out_dtype)):
-        if step[0] == "const":
-            expr = literal(step[1], dtype)
-        else:
-            scalar_op, refs = step
-            expr = scalar_expression(scalar_op, [values[r] for r in refs],
-                                     [dtypes[r] for r in refs], dtype)
-        body.append(f"    const {c_type(dtype)} v{k} = {expr};")
-        values.append(f"v{k}")
-        dtypes.append(dtype)
+    body, result = scalar_code(op, [loads[i] for i in range(len(input_dtypes))],
+                               input_dtypes, out_dtype)
     source = (
         fp64_pragma(*input_dtypes, out_dtype) + HELPERS
         + f"__kernel void elemwise({', '.join(params)}) {{\n"
@@ -209,7 +253,7 @@ def elemwise_spec(op: s.ScalarOp, input_dtypes: list[str], input_strides: list[t
         + "    if (gid >= size) return;\n"
         + _coordinates(len(shape))
         + "\n".join(body) + "\n"
-        + f"    out0[{out_index}] = ({c_type(out_dtype)}){values[-1]};\n}}\n"
+        + f"    out0[{out_index}] = ({c_type(out_dtype)}){result};\n}}\n"
     )
     global_size = -(-max(size, 1) // LOCAL_SIZE) * LOCAL_SIZE
     return KernelSpec(source, "elemwise", (global_size,), (LOCAL_SIZE,), args)

@@ -16,6 +16,8 @@ import pyopencl as cl
 
 from ...graph import Constant, Variable, graph_inputs, toposort
 from ...ops.blas import Gemm
+from ...ops.elemwise import Elemwise
+from ...ops.reduce_epilogue import ReduceEpilogue
 from ...ops.shape import Shape
 from ...ops.subtensor import IncSubtensor
 from ...random.op import RandomDraw
@@ -71,15 +73,18 @@ class OpenCLProgram:
         self._classify()
         self._prepare_steps()
         self._plans: dict[tuple, Plan] = {}
-        #: the plan whose last call returned before its error flags were read
-        self.pending_plan: Plan | None = None
-        #: update values computed by a Gemm on the very shared variable they update
+        self._last_shapes: dict[int, tuple] = dict(self._constant_shapes)
+        self._last_key: tuple | None = None
+        #: plans that ran calls without outputs whose error flags were not read yet
+        self.unchecked_plans: set[Plan] = set()
+        #: update values a Gemm or an elementwise kernel may write straight into the shared
+        #: variable they update (read at the same positions, used nowhere else)
         consumed = {v.id for node in self.nodes for v in node.inputs}
         consumed.update(v.id for v in self.outputs)
         self.inplace_candidates = {
             value.id: target for target, value in self.updates
-            if value.owner is not None and isinstance(value.owner.op, Gemm)
-            and value.owner.inputs[0] is target and value.id not in consumed}
+            if value.owner is not None and value.id not in consumed
+            and _may_write_into(value.owner, target)}
 
     def _classify(self) -> None:
         leaves = {var.id: var for var in graph_inputs(self._targets)}
@@ -130,9 +135,6 @@ class OpenCLProgram:
         self._device_var_ids = [i for i in dict.fromkeys(device_ids) if i not in self.host_ids]
 
     def run(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if self.pending_plan is not None:
-            plan, self.pending_plan = self.pending_plan, None
-            plan.settle()
         host, shapes, key = self._host_pass(values)
         plan = self._plans.get(key)
         if plan is None:
@@ -141,36 +143,55 @@ class OpenCLProgram:
         return plan.execute(values, host)
 
     def _host_pass(self, values):
-        """Host values of the host part of the graph and shapes of every variable. Shape
-        inference of a device node is memoised on its input shapes (and the values its output
-        shapes depend on), so a repeated call mostly does dictionary lookups."""
+        """Host values of the host part of the graph and shapes of every variable.
+
+        Shapes start from the last call's: a device node is only inferred again when the shape
+        of one of its inputs changed (``changed``), or when its output shape depends on host
+        values. Host ops are memoised on their input values, shape inference on input shapes
+        (and values), so a repeated call is mostly dictionary lookups."""
         host: dict[int, np.ndarray] = dict(self._constant_values)
-        shapes: dict[int, tuple] = dict(self._constant_shapes)
+        shapes: dict[int, tuple] = dict(self._last_shapes)
+        changed: set[int] = set()
+
+        def set_shape(var_id: int, shape: tuple) -> None:
+            if shapes.get(var_id) != shape:
+                shapes[var_id] = shape
+                changed.add(var_id)
+
         for var, value in zip(self.inputs, values):
-            shapes[var.id] = value.shape
+            set_shape(var.id, value.shape)
             if var.id in self.host_ids:
                 host[var.id] = value
         for var in self.shared:
             if var.id in self.host_ids:
                 host[var.id] = var._value
-                shapes[var.id] = var._value.shape
+                set_shape(var.id, var._value.shape)
             else:
                 storage = var.device_storage
-                shapes[var.id] = var._value.shape if storage.array is None or \
-                    storage.host_is_newer else storage.array.shape
+                set_shape(var.id, var._value.shape if storage.array is None or
+                          storage.host_is_newer else storage.array.shape)
         extra = []
         for node, kind, in_ids, out_ids, memo in self._steps:
+            if kind == "pure" and self._last_key is not None and (
+                    not changed or changed.isdisjoint(in_ids)):
+                continue
             try:
                 if kind == "shape":
                     shape = shapes[in_ids[0]]
                     host[out_ids[0]] = np.array(shape, dtype="int64")
-                    shapes[out_ids[0]] = (len(shape),)
+                    set_shape(out_ids[0], (len(shape),))
                     continue
                 if kind == "host":
-                    results = node.op.perform(node, [host[i] for i in in_ids])
+                    inputs = [host[i] for i in in_ids]
+                    key = tuple(_hashable(value) for value in inputs)
+                    results = memo.get(key)
+                    if results is None:
+                        results = node.op.perform(node, inputs)
+                        if len(memo) < 64:
+                            memo[key] = results
                     for out_id, value in zip(out_ids, results):
                         host[out_id] = value
-                        shapes[out_id] = np.shape(value)
+                        set_shape(out_id, np.shape(value))
                     continue
                 in_shapes = tuple(shapes[i] for i in in_ids)
                 key = in_shapes if kind == "pure" else (in_shapes, tuple(
@@ -182,25 +203,30 @@ class OpenCLProgram:
                                                            [host.get(i) for i in in_ids]))
                     if len(memo) < 64:
                         memo[key] = out_shapes
+                for out_id, shape in zip(out_ids, out_shapes):
+                    set_shape(out_id, shape)
                 if kind == "random":
-                    host[out_ids[0]] = node.op.next_state(host[in_ids[0]], out_shapes[1])
+                    host[out_ids[0]] = node.op.next_state(host[in_ids[0]], shapes[out_ids[1]])
                 elif kind == "inc":
                     extra.append(region_shape(node, in_shapes[0], host))
             except Exception as exc:  # noqa: BLE001 - re-raised with the node described
                 reraise_with_node(exc, node, [host.get(i, shapes.get(i)) for i in in_ids],
                                   self.name)
-            for out_id, shape in zip(out_ids, out_shapes):
-                shapes[out_id] = shape
-        key = tuple(shapes[i] for i in self._device_var_ids) + tuple(extra)
-        return host, shapes, key
-
+        if changed or self._last_key is None:
+            self._last_key = tuple(shapes[i] for i in self._device_var_ids)
+        self._last_shapes = shapes
+        return host, shapes, self._last_key + tuple(extra)
 
     def sync(self) -> None:
-        """Wait for the device and raise any error a previous call flagged."""
+        """Wait for the device and raise any error a call since the last check flagged."""
         self.queue.finish()
-        if self.pending_plan is not None:
-            plan, self.pending_plan = self.pending_plan, None
-            plan.settle()
+        self.check_flags()
+
+    def check_flags(self) -> None:
+        """Read the error flags of the plans that ran calls without outputs (after the queue
+        finished): flags only ever get set, so one read covers all those calls."""
+        while self.unchecked_plans:
+            self.unchecked_plans.pop().check_flags(self.queue)
 
     def kernels_source(self) -> str:
         """The OpenCL source of every kernel of every plan made so far."""
@@ -226,7 +252,6 @@ class Plan:
         #: of ``_flag_buffer`` (zeroed once, read once per call)
         self.error_flags: list[tuple[str, object, list]] = []
         self._flag_buffer = LogicalBuffer(4)
-        self._pending = None
         self.deferred: list = []
         self.inplace: set[int] = set()
         self._constant_arrays: dict[int, DeviceArray] = {}
@@ -375,14 +400,18 @@ class Plan:
         (self.deferred if deferred else self.launches).append(launch)
 
     def inplace_target(self, node, operands: list[DeviceArray]) -> DeviceArray | None:
-        """The shared array a Gemm may overwrite in place, or None when it must not: it is not
-        its own variable's update, or an operand reads an updated shared variable."""
+        """The shared array a Gemm or elementwise kernel may overwrite in place (a deferred
+        launch, after all others), or None when it must not: the output is not its own
+        variable's update, its shape differs, or another operand reads an updated shared
+        variable (which an earlier in-place launch may already have overwritten)."""
         shared_var = self.program.inplace_candidates.get(node.outputs[0].id)
-        if shared_var is None or node.inputs[0] is not shared_var:
+        if shared_var is None or shared_var.id not in self.arrays or \
+                self.shapes[shared_var.id] != self.shapes[node.outputs[0].id]:
             return None
+        own = self.arrays[shared_var.id]
         updated = {id(self.arrays[t.id].buffer) for t, _ in self.program.updates
                    if t.id in self.arrays}
-        if any(id(a.buffer) in updated for a in operands):
+        if any(id(a.buffer) in updated for a in operands if a is not own):
             return None
         self.inplace.add(shared_var.id)
         return self.arrays[shared_var.id]
@@ -405,14 +434,14 @@ class Plan:
                 outputs.append(self.new_array(out))
         self.launches.append(HostFallbackLaunch(node, inputs, outputs, str(node.op)))
 
-    def add_spec(self, spec: KernelSpec, node, operands: list, outputs: list[DeviceArray]
-                 ) -> None:
+    def add_spec(self, spec: KernelSpec, node, operands: list, outputs: list[DeviceArray],
+                 deferred: bool = False) -> None:
         """Create the kernel of ``spec`` and bind its arguments (see kernel_spec.py); ``node``
-        is None for the plan's own copies."""
-        self.add_specs([spec], node, operands, outputs)
+        is None for the plan's own copies; ``deferred`` as for :meth:`add_launch`."""
+        self.add_specs([spec], node, operands, outputs, deferred=deferred)
 
     def add_specs(self, specs: list[KernelSpec], node, operands: list, outputs: list,
-                  random_state=None) -> None:
+                  random_state=None, deferred: bool = False) -> None:
         """Launch ``specs`` in order; they share the scratch buffers of the first spec. A
         one-element int32 scratch 0 is an error flag, cleared before and checked after."""
         if not specs:
@@ -429,9 +458,10 @@ class Plan:
                                      np.dtype(np.int32))
             self.error_flags.append((label, node, list(operands)))
         for spec in specs:
-            self._add_kernel(spec, label, operands, outputs, scratch, random_state)
+            self._add_kernel(spec, label, operands, outputs, scratch, random_state, deferred)
 
-    def _add_kernel(self, spec, label, operands, outputs, scratch, random_state) -> None:
+    def _add_kernel(self, spec, label, operands, outputs, scratch, random_state,
+                    deferred) -> None:
         kernel = self.runtime.program_cache.kernel(spec.source, spec.name)
         static, dynamic, index = {}, [], 0
         for arg in spec.args:
@@ -458,23 +488,25 @@ class Plan:
             else:
                 static[index] = arg
                 index += 1
-        self.launches.append(KernelLaunch(kernel, spec.global_size, spec.local_size, static,
-                                          dynamic, label, spec.source))
+        self.add_launch(KernelLaunch(kernel, spec.global_size, spec.local_size, static, dynamic,
+                                     label + (" in place" if deferred else ""), spec.source),
+                        deferred)
 
     # -- running ------------------------------------------------------------------------------
-    def settle(self) -> None:
-        """Check the error flags of the last call that returned without waiting for the
-        device (a function without outputs): such errors surface at the next call or sync."""
-        if self._pending is not None:
-            flags, event, host_values = self._pending
-            self._pending = None
-            event.wait()
-            if flags.any():
-                self._raise_flagged(self.runtime.queue, host_values, flags)
+    def check_flags(self, queue) -> None:
+        """Read the error flags after ``queue`` finished; raise if a kernel set one. The
+        operands are re-checked with the op's NumPy code as of the last call."""
+        if not self.error_flags:
+            return
+        flags = np.empty(len(self.error_flags), dtype=np.int32)
+        cl.enqueue_copy(queue, flags, self._flag_buffer.physical, is_blocking=True)
+        if flags.any():
+            self._raise_flagged(queue, self.last_host_values, flags)
 
     def execute(self, values, host_values) -> list[np.ndarray]:
         program = self.program
         queue = self.runtime.queue
+        self.last_host_values = host_values
         self._check_shared_buffers()
         if program.profile is not None:
             queue.finish()
@@ -500,17 +532,13 @@ class Plan:
                 outputs.append(read(queue, array, host_values, wait=False))
         host_updates = [read(queue, array, host_values, wait=False)
                         for array in self.host_update_arrays]
-        flags = None
-        if self.error_flags:
-            flags = np.empty(len(self.error_flags), dtype=np.int32)
-            event = cl.enqueue_copy(queue, flags, self._flag_buffer.physical, is_blocking=False)
         if outputs or host_updates or program.profile is not None:
             queue.finish()
-            if flags is not None and flags.any():
-                self._raise_flagged(queue, host_values, flags)
-        elif flags is not None:
-            self._pending = (flags, event, host_values)
-            program.pending_plan = self
+            self.check_flags(queue)
+            program.unchecked_plans.discard(self)
+            program.check_flags()
+        elif self.error_flags:
+            program.unchecked_plans.add(self)
         for launch in self.update_copies:
             launch.enqueue(queue, host_values)
         computed = iter(host_updates)
@@ -553,14 +581,29 @@ class Plan:
         for flag, (op_name, node, operands) in zip(flags, self.error_flags):
             if not flag:
                 continue
-            values = [read_view(queue, a, host_values) for a in operands]
+            values = [read_view(queue, a, host_values) if isinstance(a, DeviceArray)
+                      else np.asarray(host_values[a.id]) for a in operands]
             if node is not None and len(values) == len(node.inputs):
                 try:
                     node.op.perform(node, values)
                 except Exception as exc:  # noqa: BLE001 - re-raised with the node described
                     reraise_with_node(exc, node, values, self.program.name)
-            raise IndexError(f"{op_name}: an index or label is out of range (detected on the "
-                             f"OpenCL device, in function {self.program.name!r})")
+            raise IndexError(f"{op_name}: an index or label was out of range in a call of "
+                             f"function {self.program.name!r} since its errors were last "
+                             "checked (detected on the OpenCL device; calls without outputs "
+                             "are checked by the next call with outputs or by sync())")
+
+
+def _may_write_into(node, target: SharedVariable) -> bool:
+    """Whether ``node`` can compute its output in the buffer of ``target``: a Gemm
+    accumulating into it, or an elementwise op (also a reduction's epilogue) reading it at
+    the output's positions."""
+    if isinstance(node.op, Gemm):
+        return node.inputs[0] is target
+    operands = node.inputs[1:] if isinstance(node.op, ReduceEpilogue) else \
+        node.inputs if isinstance(node.op, Elemwise) else []
+    return target in operands and target.broadcastable == node.outputs[0].broadcastable and \
+        target.dtype == node.outputs[0].dtype
 
 
 def _scalar_getter(var):

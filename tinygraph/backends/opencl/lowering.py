@@ -26,9 +26,10 @@ def _aligned_strides(array: DeviceArray, out_shape) -> tuple[int, ...]:
                  for size, out, stride in zip(shape, out_shape, strides))
 
 
-def elementwise_into(builder, node, scalar_op, inputs, target: DeviceArray) -> None:
+def elementwise_into(builder, node, scalar_op, inputs, target: DeviceArray,
+                     deferred: bool = False) -> None:
     """Launch ``scalar_op`` of ``inputs`` (variables, device arrays, or NumPy scalars passed
-    by value) into ``target``."""
+    by value) into ``target``; ``deferred``: after all other launches (in-place updates)."""
     dtypes, strides, by_value, operands = [], [], [], []
     for inp in inputs:
         if isinstance(inp, np.ndarray) or (not isinstance(inp, DeviceArray)
@@ -46,12 +47,20 @@ def elementwise_into(builder, node, scalar_op, inputs, target: DeviceArray) -> N
     out_strides = None if target.is_contiguous() else target.strides
     spec = elemwise_spec(scalar_op, dtypes, strides, by_value, target.shape, target.dtype.name,
                          out_strides)
-    builder.add_spec(spec, node, operands, [target])
+    builder.add_spec(spec, node, operands, [target], deferred)
 
 
 def lower_elemwise(builder, node) -> None:
-    target = builder.new_array(node.outputs[0])
-    elementwise_into(builder, node, node.op.scalar_op, node.inputs, target)
+    """An elementwise kernel, written straight into the shared variable it updates when
+    that is safe (``b - eta * gb``), else into a new array."""
+    operands = [builder.array(v) for v in node.inputs if not builder.is_host_scalar(v)]
+    target = builder.inplace_target(node, operands)
+    in_place = target is not None
+    if in_place:
+        builder.set_array(node.outputs[0], target)
+    else:
+        target = builder.new_array(node.outputs[0])
+    elementwise_into(builder, node, node.op.scalar_op, node.inputs, target, deferred=in_place)
 
 
 def copy_into(builder, node, source: DeviceArray, target: DeviceArray) -> None:

@@ -3,17 +3,27 @@ crossentropy, integer-array indexing, arange and random draws."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...graph import Constant
 from ...ops import scalar as s
-from ...ops.nnet import CrossentropySoftmax, CrossentropySoftmaxGrad, LogSoftmax, Softmax
+from ...ops.nnet import (
+    CrossentropySoftmax,
+    CrossentropySoftmaxGrad,
+    CrossentropySoftmaxWithGrad,
+    LogSoftmax,
+    Softmax,
+)
 from ...ops.reduce import Argmax, Reduce
+from ...ops.reduce_epilogue import ReduceEpilogue
 from ...ops.shape import ARange
 from ...ops.subtensor import AdvancedIncSubtensor, AdvancedSubtensor
 from ...random.op import RandomDraw
 from . import kernels as k
-from .lowering import copy_into, elementwise_into
+from .elemwise_codegen import StoreEpilogue
+from .lowering import contiguous, copy_into, elementwise_into
 from .storage import DeviceArray, contiguous_strides
 
 
@@ -32,6 +42,66 @@ def lower_reduce(builder, node) -> None:
     specs = k.reduce_specs(op.kind, x.dtype.name, out.dtype, x.shape, x.strides, op.axes)
     builder.add_specs(specs, node, [x], [result])
     builder.set_array(out, _keepdims_view(result, builder.shape(out)))
+
+
+def lower_reduce_epilogue(builder, node) -> None:
+    """A reduction whose kernel applies the elementwise consumer as it stores each result;
+    written straight into the shared variable it updates when that is safe."""
+    x_var, *others = node.inputs
+    op = node.op
+    x = builder.array(x_var)
+    reduced_shape = tuple(n for a, n in enumerate(x.shape) if a not in op.reduction.axes)
+    if math.prod(reduced_shape) != math.prod(builder.shape(node.outputs[0])):
+        _reduce_then_elementwise(builder, node, x, reduced_shape)
+        return
+    arrays = [None if builder.is_host_scalar(v) else builder.array(v) for v in others]
+    shared = builder.program.inplace_candidates.get(node.outputs[0].id)
+    reads_target = shared is not None and shared.id in builder.arrays and \
+        builder.arrays[shared.id].buffer is x.buffer
+    target = None if reads_target else \
+        builder.inplace_target(node, [x] + [a for a in arrays if a is not None])
+    in_place = target is not None
+    if in_place:
+        builder.set_array(node.outputs[0], target)
+    else:
+        target = builder.new_array(node.outputs[0])
+    operands, kinds = [x], []
+    for var, array in zip(others, arrays):
+        if array is None:
+            operands.append(var)
+            kinds.append("value")
+        elif array.size == 1:
+            operands.append(array)
+            kinds.append("first")
+        else:
+            operands.append(contiguous(builder, node, array))
+            kinds.append("element")
+    reduced_dtype = op.reduction.make_node(x_var).outputs[0].dtype
+    epilogue = StoreEpilogue(op.scalar_op, op.position, reduced_dtype,
+                             [v.dtype for v in others], kinds, target.dtype.name)
+    specs = k.reduce_specs(op.reduction.kind, x.dtype.name, reduced_dtype, x.shape, x.strides,
+                           op.reduction.axes, epilogue=epilogue)
+    builder.add_specs(specs, node, operands, [target], deferred=in_place)
+
+
+def _reduce_then_elementwise(builder, node, x: DeviceArray, reduced_shape) -> None:
+    """A reduction epilogue whose reduced value is broadcast over a larger output: the
+    reduction and the elementwise op as two kernels."""
+    op = node.op
+    reduced_var = op.reduction.make_node(node.inputs[0]).outputs[0]
+    reduced = builder.allocate(reduced_shape, reduced_var.dtype)
+    builder.add_specs(k.reduce_specs(op.reduction.kind, x.dtype.name, reduced_var.dtype,
+                                     x.shape, x.strides, op.reduction.axes), node, [x],
+                      [reduced])
+    value = _keepdims_view(reduced, op.reduction.infer_shape(None, [x.shape], [])[0])
+    if op.order is not None:
+        value = DeviceArray(value.buffer, value.offset,
+                            tuple(1 if d == "x" else value.shape[d] for d in op.order),
+                            tuple(0 if d == "x" else value.strides[d] for d in op.order),
+                            value.dtype)
+    operands = list(node.inputs[1:])
+    operands.insert(op.position, value)
+    elementwise_into(builder, node, op.scalar_op, operands, builder.new_array(node.outputs[0]))
 
 
 def lower_argmax(builder, node) -> None:
@@ -68,15 +138,23 @@ def lower_crossentropy(builder, node) -> None:
 
 
 def lower_crossentropy_grad(builder, node) -> None:
-    g, z, y = (builder.array(v) for v in node.inputs)
+    """The crossentropy gradient (``CrossentropySoftmaxGrad``), or the crossentropies and
+    their gradient in one kernel (``CrossentropySoftmaxWithGrad``). A one-element host
+    gradient is passed by value."""
+    g_var, z_var, y_var = node.inputs
+    g = g_var if builder.is_host_scalar(g_var) else builder.array(g_var)
+    z, y = builder.array(z_var), builder.array(y_var)
     n = y.shape[0]
-    target = builder.new_array(node.outputs[0])
+    with_costs = len(node.outputs) == 2
+    costs = [builder.new_array(node.outputs[0])] if with_costs else []
+    target = builder.new_array(node.outputs[-1])
     if n < z.shape[0]:
         elementwise_into(builder, node, s.identity, [np.zeros((), target.dtype)], target)
     rows, out_rows = _first_rows(z, n), _first_rows(target, n)
-    specs = k.crossentropy_grad_specs(z.dtype.name, g.strides, rows.shape, rows.strides,
-                                      y.dtype.name, y.strides)
-    builder.add_specs(specs, node, [g, rows, y], [out_rows])
+    g_strides = None if g is g_var else (0,) if g_var.broadcastable[0] else g.strides
+    specs = k.crossentropy_grad_specs(z.dtype.name, g_strides, rows.shape, rows.strides,
+                                      y.dtype.name, y.strides, with_costs)
+    builder.add_specs(specs, node, [g, rows, y], costs + [out_rows])
 
 
 def lower_gather(builder, node) -> None:
@@ -119,11 +197,13 @@ def lower_random(builder, node) -> None:
 
 KERNEL_LOWERINGS = {
     Reduce: lower_reduce,
+    ReduceEpilogue: lower_reduce_epilogue,
     Argmax: lower_argmax,
     Softmax: lower_softmax,
     LogSoftmax: lower_softmax,
     CrossentropySoftmax: lower_crossentropy,
     CrossentropySoftmaxGrad: lower_crossentropy_grad,
+    CrossentropySoftmaxWithGrad: lower_crossentropy_grad,
     AdvancedSubtensor: lower_gather,
     AdvancedIncSubtensor: lower_scatter,
     ARange: lower_arange,

@@ -18,7 +18,10 @@ import math
 import numpy as np
 
 from ..kernel_spec import KernelSpec, Operand, c_type, element_index, fp64_pragma
-from .reduce import guard, launch_1d
+from .reduce import guard, launch_1d, launch_work, merge_dims, unaligned_vector, vector_width
+
+_COPY_ITEMS = 16  # work-items a gather of few long rows is split into ...
+_MIN_CHUNK = 1 << 14  # ... each copying at least this many elements
 
 
 def _broadcast_strides(shape, strides, target):
@@ -45,30 +48,71 @@ def _index_lines(index_dtypes, index_shapes, index_strides, axis_sizes, axis_str
     return params, lines
 
 
+def _row_chunks(n_rows: int, row: int, width: int) -> tuple[int, int]:
+    """(chunk, chunks): the elements each work-item copies of an output row, a multiple of
+    ``width``, and the chunks a row splits into; long rows split so there are about
+    ``_COPY_ITEMS`` work-items, each copying at least ``_MIN_CHUNK`` elements."""
+    chunks = max(1, min(-(-_COPY_ITEMS // n_rows), row // _MIN_CHUNK))
+    chunk = -(-row // chunks)
+    chunk = -(-chunk // width) * width
+    return chunk, -(-row // chunk)
+
+
+def _copy_lines(ctype, tail, width, strided):
+    """C lines copying elements [lo, hi) of an output row from the input at ``pos``: a
+    scalar loop over the ``tail`` dims when ``strided``, else ``width``-wide vectors with
+    the last one shifted left to end at ``hi`` (scalars when ``width`` is 1)."""
+    if strided:
+        where = element_index("t", [s for s, _ in tail], [t for _, t in tail], "pos")
+        return [f"for (long t = lo; t < hi; t++) dst[t] = x[{where}];"]
+    lines = [f"const __global {ctype} *src = x + pos;"]
+    if width == 1:
+        return lines + ["for (long t = lo; t < hi; t++) dst[t] = src[t];"]
+    _, vec = unaligned_vector(ctype, width)
+    lines += [f"for (long t = lo; t < hi; t += {width}) {{",
+              f"    long s = t < hi - {width} ? t : hi - {width};",
+              f"    *(__global {vec} *)(dst + s) = *(const __global {vec} *)(src + s);", "}"]
+    return lines
+
+
 def gather_specs(dtype, x_shape, x_strides, index_dtypes, index_shapes,
                  index_strides) -> list[KernelSpec]:
     """Output 0 = input 0 indexed by the integer arrays inputs 1..k on its leading k axes:
-    shape broadcast(index shapes) + x_shape[k:]."""
+    shape broadcast(index shapes) + x_shape[k:]. A work-item decodes the indices of one
+    output row (the trailing x_shape[k:] block) and copies a chunk of it: with vector loads
+    and stores when the block is contiguous in ``x``, element by element otherwise."""
     k = len(index_shapes)
     bshape = tuple(np.broadcast_shapes(*index_shapes))
-    tshape, tstrides = x_shape[k:], x_strides[k:]
-    n_t = math.prod(tshape)
-    n = math.prod(bshape) * n_t
-    if n == 0:
+    n_rows, row = math.prod(bshape), math.prod(x_shape[k:])
+    if n_rows * row == 0:
         return []
     ctype = c_type(dtype)
+    tail = merge_dims([d for d in zip(x_shape[k:], x_strides[k:]) if d[0] != 1])
+    strided = tail not in ([], [(row, 1)])
+    width = vector_width(ctype)
+    width = 1 if strided or row < width else width
+    chunk, chunks = _row_chunks(n_rows, row, width)
     params, lines = _index_lines(index_dtypes, index_shapes, index_strides, x_shape,
                                  x_strides, bshape)
-    gsize, lsize = launch_1d(n)
-    src = (f"{fp64_pragma(dtype)}__kernel void tg_gather(__global const {ctype} *x, long x_off, "
+    n_items = n_rows * chunks
+    gsize, lsize = launch_work(n_items, n_rows * row)
+    if chunks == 1:
+        locate = [f"long b = gid, lo = 0, hi = {row}L;"]
+    else:
+        locate = [f"long b = gid / {chunks}L, lo = gid % {chunks}L * {chunk}L;",
+                  f"long hi = lo + {chunk}L < {row}L ? lo + {chunk}L : {row}L;"]
+    body = (locate + ["long pos = x_off;", *lines,
+                      f"__global {ctype} *dst = y + y_off + b * {row}L;",
+                      "if (bad) {", "    err[err_off] = 1;",
+                      "    for (long t = lo; t < hi; t++) dst[t] = 0;", "    return;", "}"]
+            + _copy_lines(ctype, tail, width, strided))
+    typedef = "" if width == 1 else unaligned_vector(ctype, width)[0]
+    src = (f"{fp64_pragma(dtype)}{typedef}"
+           f"__kernel void tg_gather(__global const {ctype} *x, long x_off, "
            f"{', '.join(params)}, __global {ctype} *y, long y_off, "
            "__global int *err, long err_off) {\n"
-           f"    long gid = get_global_id(0);\n{guard(n, gsize)}"
-           f"    long b = gid / {n_t}L, t = gid % {n_t}L;\n"
-           f"    long pos = {element_index('t', tshape, tstrides, 'x_off')};\n"
-           + "".join(f"    {line}\n" for line in lines)
-           + "    if (bad) { err[err_off] = 1; y[y_off + gid] = 0; return; }\n"
-           "    y[y_off + gid] = x[pos];\n}\n")
+           f"    long gid = get_global_id(0);\n{guard(n_items, gsize)}"
+           + "".join(f"    {line}\n" for line in body) + "}\n")
     args = [Operand("in", j) for j in range(k + 1)] + [Operand("out", 0), Operand("scratch", 0)]
     return [KernelSpec(src, "tg_gather", gsize, lsize, args, (1,), ("int32",))]
 

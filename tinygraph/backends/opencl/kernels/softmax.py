@@ -166,11 +166,13 @@ def crossentropy_specs(dtype, z_shape, z_strides, y_dtype, y_strides) -> list[Ke
                         Operand("scratch", 0)], (1,), ("int32",))]
 
 
-def crossentropy_grad_specs(dtype, g_strides, z_shape, z_strides, y_dtype,
-                            y_strides) -> list[KernelSpec]:
+def crossentropy_grad_specs(dtype, g_strides, z_shape, z_strides, y_dtype, y_strides,
+                            with_costs: bool = False) -> list[KernelSpec]:
     """``(softmax(z[i]) - onehot(y[i])) * g[i]`` of output gradient input 0 (n,), logits
-    input 1 (n, k) and labels input 2 (n,) into output 0 (n, k); a label outside [0, k) sets
-    the error flag (scratch 0) and gives a NaN row."""
+    input 1 (n, k) and labels input 2 (n,) into the last output (n, k); ``g_strides`` None
+    passes ``g`` by value (one gradient for all rows). ``with_costs``: output 0 also gets
+    the crossentropies, from the same pass over the logits. A label outside [0, k) sets the
+    error flag (scratch 0) and gives NaNs."""
     ctype, ytype = c_type(dtype), c_type(y_dtype)
     n, k = z_shape
     if n == 0:
@@ -178,18 +180,28 @@ def crossentropy_grad_specs(dtype, g_strides, z_shape, z_strides, y_dtype,
     gsize, lsize = launch_1d(n)
     zs = z_strides[1]
     stats, e = _row_stats(ctype, k, zs)
+    if g_strides is None:
+        g_param, g_value, g_arg = f"{ctype} g", "g", Operand("value", 0)
+    else:
+        g_param = f"__global const {ctype} *g, long g_off"
+        g_value, g_arg = f"g[g_off + row * {g_strides[0]}L]", Operand("in", 0)
+    costs_param = f"__global {ctype} *c, long c_off, " if with_costs else ""
+    bad_cost = "c[c_off + row] = NAN; " if with_costs else ""
+    cost = (f"    c[c_off + row] = tg_logp_{ctype}(s) - (p[label * {zs}L] - m);\n"
+            if with_costs else "")
     src = (f"{fp64_pragma(dtype)}{math_source(ctype)}"
-           f"__kernel void tg_crossentropy_grad(__global const {ctype} *g, long g_off, "
+           f"__kernel void tg_crossentropy_grad({g_param}, "
            f"__global const {ctype} *x, long x_off, __global const {ytype} *lab, long lab_off, "
-           f"__global {ctype} *y, long y_off, __global int *err, long err_off) {{\n"
+           f"{costs_param}__global {ctype} *y, long y_off, __global int *err, long err_off) {{\n"
            f"    long row = get_global_id(0), gid = row;\n{guard(n, gsize)}"
            f"    __global {ctype} *q = y + y_off + row * {k}L;\n"
            + _label(y_strides[0], k)
-           + f"    if (bad) {{ for (long j = 0; j < {k}L; j++) q[j] = NAN; return; }}\n"
+           + f"    if (bad) {{ {bad_cost}for (long j = 0; j < {k}L; j++) q[j] = NAN; return; }}\n"
            f"    const __global {ctype} *p = x + x_off + row * {z_strides[0]}L;\n"
-           + stats
-           + f"    {ctype} gi = g[g_off + row * {g_strides[0]}L], inv = 1 / s;\n"
+           + stats + cost
+           + f"    {ctype} gi = {g_value}, inv = 1 / s;\n"
            f"    for (long j = 0; j < {k}L; j++) q[j] = ({e}[j] * inv - (j == label)) * gi;\n}}\n")
+    outputs = [Operand("out", 0), Operand("out", 1)] if with_costs else [Operand("out", 0)]
     return [KernelSpec(src, "tg_crossentropy_grad", gsize, lsize,
-                       [Operand("in", 0), Operand("in", 1), Operand("in", 2), Operand("out", 0),
+                       [g_arg, Operand("in", 1), Operand("in", 2), *outputs,
                         Operand("scratch", 0)], (1,), ("int32",))]
