@@ -1,9 +1,12 @@
 """Time GemmPlan against NumPy (OpenBLAS) on the shapes an MLP on MNIST uses, and 1024^3.
 
-Run: python benchmarks/gemm.py [--reps N] [--float64]. Each timing is 20 back-to-back launches
-and one finish, alternating with NumPy. The table shows medians over the repeats, the ratio
-numpy time / OpenCL time (>= 1: OpenCL as fast), and "best", the ratio of the fastest batches,
-which shows less of the load from other processes. One JSON line per row follows.
+Run: python benchmarks/gemm.py [--device P:D] [--reps N] [--float64] [--only OP,M,K,N ...].
+--device takes device D of OpenCL platform P (default: the first PoCL platform's CPU); on this
+machine 0:0 is Debian's PoCL 3.1 (AVX-512), 1:0 the pip PoCL 3.0 (AVX2). Each timing is 20
+back-to-back launches and one finish, alternating with NumPy. The table shows medians over
+the repeats, the ratio numpy time / OpenCL time (>= 1: OpenCL as fast), and "best", the ratio
+of the fastest batches, which shows less of the load from other processes. One JSON line per
+row follows.
 """
 
 import argparse
@@ -115,16 +118,30 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=15, help="timed batches per measurement")
     parser.add_argument("--float64", action="store_true", help="also time float64")
+    parser.add_argument("--device", metavar="P:D", help="OpenCL platform and device index")
+    parser.add_argument(
+        "--only", nargs="+", metavar="OP,M,K,N", help="time only these cases (e.g. NT,10,784,100)"
+    )
     args = parser.parse_args()
-    platform = next(p for p in cl.get_platforms() if "Portable Computing Language" in p.name)
-    context = cl.Context(platform.get_devices(cl.device_type.CPU))
+    if args.device:
+        p, d = (int(i) for i in args.device.split(":"))
+        device = cl.get_platforms()[p].get_devices()[d]
+    else:
+        platform = next(p for p in cl.get_platforms() if "Portable Computing Language" in p.name)
+        device = platform.get_devices(cl.device_type.CPU)[0]
+    context = cl.Context([device])
     queue = cl.CommandQueue(context)
+    print(f"{device.platform.version} / {device.name}")
+    cases = CASES
+    if args.only:
+        cases = [(op, *map(int, rest)) for op, *rest in (c.split(",") for c in args.only)]
     dtypes = [np.float32] + ([np.float64] if args.float64 else [])
     rows = []
     for dtype in dtypes:
-        for op, m, k, n in CASES:
+        for op, m, k, n in cases:
             rows.append(bench(context, queue, op, m, k, n, dtype, args.reps))
-        rows.append(bench(context, queue, "NN", 10, 784, 100, dtype, args.reps, fused=True))
+        if not args.only:
+            rows.append(bench(context, queue, "NN", 10, 784, 100, dtype, args.reps, fused=True))
     print(
         f"{'op':<16}{'m':>6}{'k':>6}{'n':>6} {'dtype':<8}{'OpenCL us':>11}{'numpy us':>10}"
         f"{'OpenCL GF/s':>13}{'numpy GF/s':>12}{'ratio':>7}{'best':>6}"

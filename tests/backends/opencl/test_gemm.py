@@ -1,4 +1,8 @@
-"""GemmPlan against NumPy: NN, NT, TN, TT, every kernel path, offsets, scalars, epilogues."""
+"""GemmPlan against NumPy: NN, NT, TN, TT, every kernel path, offsets, scalars, epilogues.
+
+Every test runs on each PoCL platform: Debian's PoCL compiles for AVX-512 (wider blocks), the
+pip one for AVX2.
+"""
 
 import importlib.util
 import pathlib
@@ -44,6 +48,7 @@ class Env:
     def __init__(self, platform):
         self.context = cl.Context(platform.get_devices(cl.device_type.CPU))
         self.queue = cl.CommandQueue(self.context)
+        self.bits = gemm.vector_bits(self.context.devices[0])
         self.cache = ProgramCache()
         self.plans = {}
 
@@ -99,12 +104,14 @@ def check(got, ref, k, dtype):
     np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
 
 
-@pytest.fixture(scope="module")
-def env():
-    pocl = [p for p in cl.get_platforms() if "Portable Computing Language" in p.name]
-    if not pocl:
+POCL = [p for p in cl.get_platforms() if "Portable Computing Language" in p.name]
+
+
+@pytest.fixture(scope="module", params=range(len(POCL)) or [None], ids=lambda i: f"pocl{i}")
+def env(request):
+    if request.param is None:
         pytest.skip("needs the PoCL CPU platform")
-    env = Env(pocl[0])
+    env = Env(POCL[request.param])
     yield env
     env.queue.finish()
 
@@ -138,29 +145,49 @@ def test_float64_random(env, m, n, k, op, offsets, alpha, beta, bias, epilogue):
     check(got, ref, k, np.float64)
 
 
-# Shapes that take each kernel path, named by the kernel the plan picks.
+# Shapes that take each kernel path, named by the kernel the plan picks for AVX2 and AVX-512
+# (blocks of 4-6 and 5, 6 or 8 rows; 16 or 32 float columns).
 PATHS = [
-    ("NN", 10, 100, 784, "gemm_5"),  # B read in place
-    ("NN", 100, 130, 300, "gemm_6"),  # B packed, partial last panel
-    ("NN", 7, 9, 33, "gemm_4"),  # n < 16: B packed and padded; m < MR
-    ("NN", 200, 70, 3, "gemm_6"),  # k tiny: several blocks per work-item
-    ("NN", 301, 403, 157, "gemm_6"),  # several bands of row blocks
-    ("NT", 10, 45, 37, "gemm_dot"),  # B^T read in place along k
-    ("NT", 64, 33, 50, "gemm_6"),  # B^T packed by register transposes
-    ("TN", 30, 40, 20, "gemm_6_cols"),  # A^T read in place
-    ("TN", 100, 50, 400, "gemm_6_panel"),  # A^T packed
-    ("TN", 3, 50, 400, "gemm_4_cols"),  # m < MR
-    ("TT", 20, 30, 40, "gemm_5_cols"),  # A^T in place, B^T packed
-    ("TT", 100, 50, 400, "gemm_6_panel"),  # both packed
+    ("NN", 10, 100, 784, "gemm_5", "gemm_5"),  # B read in place
+    ("NN", 100, 130, 300, "gemm_6", "gemm_8"),  # B packed, partial last panel
+    ("NN", 7, 9, 33, "gemm_4", "gemm_8"),  # n < NR: B packed and padded; m < MR
+    ("NN", 13, 20, 1, "gemm_5", "gemm_8"),  # k = 1; NR/2 < n < NR on AVX-512
+    ("NN", 200, 70, 3, "gemm_6", "gemm_8"),  # k tiny: several blocks per work-item
+    ("NN", 301, 403, 157, "gemm_6", "gemm_8"),  # several bands of row blocks
+    ("NT", 10, 45, 37, "gemm_dot", "gemm_dot"),  # B^T read in place along k
+    ("NT", 64, 33, 50, "gemm_6", "gemm_8"),  # B^T packed by register transposes
+    ("TN", 30, 40, 20, "gemm_6_cols", "gemm_8_cols"),  # A^T read in place
+    ("TN", 100, 50, 400, "gemm_6_panel", "gemm_8_panel"),  # A^T packed
+    ("TN", 3, 50, 400, "gemm_4_cols", "gemm_5_cols"),  # m < MR
+    ("TT", 20, 30, 40, "gemm_5_cols", "gemm_5_cols"),  # A^T in place, B^T packed
+    ("TT", 100, 50, 400, "gemm_6_panel", "gemm_8_panel"),  # both packed
 ]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(("op", "m", "n", "k", "kernel"), PATHS)
-def test_kernel_paths(env, op, m, n, k, kernel, dtype):
+@pytest.mark.parametrize(("op", "m", "n", "k", "avx2", "avx512"), PATHS)
+def test_kernel_paths(env, op, m, n, k, avx2, avx512, dtype):
+    kernel = avx512 if env.bits == 512 else avx2
     assert env.plan(m, n, k, op, dtype, True, SIGMOID)._gemm.function_name == kernel
     got, ref = env.run(m, n, k, op, dtype, True, SIGMOID, (3, 5, 7, 1), 0.5, 0.5)
     check(got, ref, k, dtype)
+
+
+@pytest.mark.parametrize("bits", [256, 512])
+def test_other_vector_width(env, bits, monkeypatch):
+    """Both block shapes on this device, whatever it compiles for: edge shapes, offsets.
+
+    float64 uses RELU: the pip PoCL cannot compile the double8 exp of a 512-bit sigmoid.
+    """
+    monkeypatch.setattr(gemm, "vector_bits", lambda device: bits)
+    shapes = [("NN", 10, 100, 784), ("NN", 13, 33, 1), ("NT", 7, 70, 9), ("NT", 40, 33, 20),
+              ("TN", 17, 31, 5), ("TN", 100, 50, 400), ("TT", 9, 50, 30)]  # fmt: skip
+    for dtype, epilogue in [(np.float32, SIGMOID), (np.float64, RELU)]:
+        env.plans.clear()
+        for op, m, n, k in shapes:
+            got, ref = env.run(m, n, k, op, dtype, True, epilogue, (3, 5, 7, 1), 0.5, 0.5)
+            check(got, ref, k, dtype)
+    env.plans.clear()
 
 
 @pytest.mark.parametrize("epilogue", list(EPILOGUES))
@@ -186,6 +213,30 @@ def test_sgd_update_in_place(env):
     cl.enqueue_copy(env.queue, out, bufs[2])
     check(out[: w.size].reshape(w.shape), expect, 10, np.float32)
     assert len(env.cache.programs) == programs
+
+
+def test_repeated_enqueues_follow_changes(env):
+    """Calls reuse the previous call's arguments only while buffers and offsets are the same."""
+    rng = np.random.default_rng(2)
+    m, n, k = 9, 40, 23
+    plan = env.plan(m, n, k, "NN", bias=True, epilogue=RELU)
+    a, b = rng.standard_normal((m, k), "f"), rng.standard_normal((k, n), "f")
+    d = rng.standard_normal(n).astype("f")
+    a_bufs = [env.buffer(a, off) for off in (0, 3)]
+    b_buf, d_buf = env.buffer(b, 1), env.buffer(d, 2)
+    c_bufs = [env.buffer(np.zeros((m, n), "f"), off) for off in (0, 5)]
+    for a_off, c_off, alpha in [(0, 0, 1.0), (0, 0, 1.0), (3, 5, 2.0), (0, 0, 2.0), (3, 5, 1.0)]:
+        with pytest.raises(ValueError, match="a needs"):
+            plan.enqueue(env.queue, a_bufs[1], b_buf, c_bufs[0], a_offset=9, bias=d_buf)
+        c_buf = c_bufs[c_off > 0]
+        plan.enqueue(
+            env.queue, a_bufs[a_off > 0], b_buf, c_buf, a_offset=a_off, b_offset=1,
+            c_offset=c_off, bias=d_buf, bias_offset=2, alpha=alpha,
+        )  # fmt: skip
+        out = np.empty(c_off + m * n + 5, "f")
+        cl.enqueue_copy(env.queue, out, c_buf)
+        ref = np.maximum(alpha * (a.astype(np.float64) @ b) + d, 0)
+        check(out[c_off : c_off + m * n].reshape(m, n), ref, k, np.float32)
 
 
 def test_one_program_per_kind(env):

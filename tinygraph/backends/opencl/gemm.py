@@ -3,13 +3,15 @@
 Tuned for PoCL on x86 CPUs (see /work/shared/POCL.md). The pip PoCL compiles for AVX2 (16
 vector registers) and calls rather than inlines builtins such as vload or fma, so the kernels use
 plain C: loads through vector pointer casts, `a * b + c`, `?:`. A work-item computes MR x NR
-blocks of C (MR = 4..6 rows, NR = two vectors: 16 floats or 8 doubles) in registers from scalar
-broadcasts of A and vector loads of B, with no local memory and no branch in the inner loop.
+blocks of C in registers from scalar broadcasts of A and vector loads of B, with no local
+memory and no branch in the inner loop. NR is two vector registers and MR is chosen per device:
+4..6 rows of 16 floats (8 doubles) for AVX2, 5, 6 or 8 rows of 32 floats (16 doubles) on a
+device compiling for AVX-512 (Debian's PoCL names the target in the device name).
 B is read in place or from NR-column panels packed by a small kernel; A^T is packed likewise
 for large TN products. The last column block is shifted left to stay in bounds, so nothing is
 padded unless N < NR. NT products with few rows use a dot-product kernel that packs nothing.
 Shapes are kernel arguments (compile-time constants measured no faster), so there is one
-program per (dtype, transposes, bias, epilogue).
+program per (dtype, transposes, bias, epilogue, vector width).
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import numpy as np
 import pyopencl as cl
 
 _NV = 2  # vectors per row of a C block
-_MR_CHOICES = (4, 5, 6)  # rows per C block: 6 x 2 accumulators + 3 fill 15 of 16 registers
+# Rows per C block by vector register bits: AVX2 has 16 registers (6 x 2 accumulators + 3
+# fill 15), AVX-512 has 32 (8 x 2 + 3 fill 19; 12 rows measured slower).
+_MR_CHOICES = {256: (4, 5, 6), 512: (5, 6, 8)}
 _UNROLL = 4  # k steps per inner-loop iteration
-_DOT_ROWS, _DOT_COLS = 3, 4  # C block of the dot-product kernel: 12 vector accumulators
+# C block of the dot-product kernel: rows by vector bits x 4 columns, 8 or 20 accumulators.
+_DOT_ROWS, _DOT_COLS = {256: 2, 512: 5}, 4
 _PACK_K = 64  # k rows packed per work-item
 _PACK_BLOCKS = 16  # row blocks of A^T packed per work-item
 _PACK_MIN_BLOCKS = 8  # pack an operand once this many row blocks share it
@@ -29,7 +34,12 @@ _DOT_MAX_M = 32  # NT products with at most this many rows use the dot-product k
 _BAND_BYTES = 256 * 1024  # rows of A walked per B panel, kept in L2
 _MIN_WORK = 1 << 15  # multiply-adds per work-item before blocks are split across work-items
 
-_TYPES = {np.dtype(np.float32): ("float", 8), np.dtype(np.float64): ("double", 4)}
+_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
+def vector_bits(device) -> int:
+    """512 if PoCL compiles for AVX-512 (its CPU device is named after the target), else 256."""
+    return 512 if "avx512" in getattr(device, "name", "").lower() else 256
 
 
 def _transpose(vt, vw, rows):
@@ -202,9 +212,9 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr):
     return out
 
 
-def _dot_kernel(ctype, vw, bias):
+def _dot_kernel(ctype, vw, bias, rows):
     """gemm_dot for op(B) = B^T: C blocks from vector dot products along k, nothing packed."""
-    vt, rows, cols = f"{ctype}{vw}", _DOT_ROWS, _DOT_COLS
+    vt, cols = f"{ctype}{vw}", _DOT_COLS
     cvt = f"{ctype}{cols}"
     out = [
         "__kernel void gemm_dot(GEMM_ARGS)",
@@ -235,11 +245,11 @@ def _dot_kernel(ctype, vw, bias):
     out.append("    }")
     for r in range(rows):
         for c in range(cols):
-            half = f"s{r}_{c}.lo + s{r}_{c}.hi"
-            if vw == 8:
-                out.append(f"    const {ctype}4 h{r}_{c} = {half};")
-                half = f"h{r}_{c}.lo + h{r}_{c}.hi"
-            out.append(f"    {ctype} t{r}_{c} = ({half}).x + ({half}).y;")
+            s, w = f"s{r}_{c}", vw // 2
+            while w > 2:
+                out.append(f"    const {ctype}{w} h{w}_{r}_{c} = {s}.lo + {s}.hi;")
+                s, w = f"h{w}_{r}_{c}", w // 2
+            out.append(f"    {ctype} t{r}_{c} = ({s}.lo + {s}.hi).x + ({s}.lo + {s}.hi).y;")
     out.append("    for (; kk < K; ++kk) {")
     for r in range(rows):
         out += [f"      t{r}_{c} = a{r}[kk] * b{c}[kk] + t{r}_{c};" for c in range(cols)]
@@ -296,8 +306,9 @@ def _pack_b_kernel(ctype, vw):
 
 
 def _pack_bt_kernel(ctype, vw):
-    """pack_bt: B^T stored N x K into the panels of pack_b, by vw x vw register transposes."""
-    vt, nr = f"{ctype}{vw}", vw * _NV
+    """pack_bt: B^T stored N x K into the panels of pack_b, by tw x tw register transposes."""
+    nr, tw = vw * _NV, min(vw, 8)
+    vt = f"{ctype}{tw}"
     out = [
         f"__kernel void pack_bt(__global const {ctype} *B, const int b_off, "
         f"__global {ctype} *P, const int K, const int N)",
@@ -311,20 +322,20 @@ def _pack_bt_kernel(ctype, vw):
         f"  const __global {ctype} *src = B + (size_t)cs * K;",
         "  int kk = k0;",
         f"  if (N >= {nr}) {{",
-        f"    for (; kk + {vw} <= k1; kk += {vw}) {{",
+        f"    for (; kk + {tw} <= k1; kk += {tw}) {{",
     ]
-    for h in range(_NV):
-        rows = [f"v{c}" for c in range(vw)]
+    for h in range(nr // tw):
+        rows = [f"v{c}" for c in range(tw)]
         out.append("      {")
-        for c in range(vw):
+        for c in range(tw):
             out.append(
                 f"      const {vt} v{c} = "
-                f"*(const __global vtu *)(src + (size_t){h * vw + c} * K + kk);"
+                f"*(const __global v{tw}u *)(src + (size_t){h * tw + c} * K + kk);"
             )
-        out += ["      " + line for line in _transpose(vt, vw, rows)]
+        out += ["      " + line for line in _transpose(vt, tw, rows)]
         out += [
-            f"      *(__global {vt} *)(dst + (size_t)(kk + {t}) * {nr} + {h * vw}) = o{t};"
-            for t in range(vw)
+            f"      *(__global {vt} *)(dst + (size_t)(kk + {t}) * {nr} + {h * tw}) = o{t};"
+            for t in range(tw)
         ]
         out.append("      }")
     out += [
@@ -343,7 +354,7 @@ def _pack_at_kernel(ctype, mr):
     """pack_at_<mr>: A^T stored K x M into k-major MR-row panels, last rows repeated."""
     copy, off = [], 0
     for width in (4, 2, 1):
-        if mr - off >= width:
+        while mr - off >= width:
             t = f"v{width}u" if width > 1 else ctype
             copy.append(
                 f"        *(__global {t} *)(dst + {off}) = "
@@ -377,20 +388,35 @@ def _pack_at_kernel(ctype, mr):
     ]
 
 
-def program_source(dtype, trans_a: bool, trans_b: bool, bias: bool, epilogue: str | None):
-    """OpenCL source of every kernel a product of this kind may use (one program per kind)."""
-    ctype, vw = _TYPES[np.dtype(dtype)]
+def program_source(
+    dtype, trans_a: bool, trans_b: bool, bias: bool, epilogue: str | None, bits: int = 256
+):
+    """OpenCL source of every kernel a product of this kind may use (one program per kind).
+
+    bits is the vector register width (see vector_bits). The epilogue is defined only for the
+    vector widths in use, at most 8 lanes (16-lane vectors are split in halves): the pip PoCL
+    fails on a double8 exp it does not need.
+    """
+    ctype = _TYPES[np.dtype(dtype)]
+    vw = bits // (8 * np.dtype(dtype).itemsize)
+    widths = sorted({vw, 8, 4, 2})
     lines = ["#pragma OPENCL EXTENSION cl_khr_fp64 : enable"] if ctype == "double" else []
     lines += [
+        *[f"typedef {ctype}{w} __attribute__((aligned(sizeof({ctype})))) v{w}u;" for w in widths],
+        f"typedef v{vw}u vtu;",
         *[
-            f"typedef {ctype}{w} __attribute__((aligned(sizeof({ctype})))) {u};"
-            for w, u in ((vw, "vtu"), (4, "v4u"), (2, "v2u"))
-        ],
-        *[
-            f"inline {t} __attribute__((overloadable)) epilogue({t} v) "
+            f"inline {ctype}{w} __attribute__((overloadable)) epilogue({ctype}{w} v) "
             f"{{ return {epilogue or 'v'}; }}"
-            for t in sorted({f"{ctype}{vw}", f"{ctype}{_DOT_COLS}"})
+            for w in sorted({min(vw, 8), _DOT_COLS})
         ],
+        *(
+            [
+                f"inline {ctype}16 __attribute__((overloadable)) epilogue({ctype}16 v) "
+                f"{{ return ({ctype}16)(epilogue(v.lo), epilogue(v.hi)); }}"
+            ]
+            if vw == 16
+            else []
+        ),
         f"#define GEMM_ARGS __global const {ctype} *A, const int a_off, "
         f"__global const {ctype} *B, const int b_off, __global {ctype} *C, const int c_off, "
         + (f"__global const {ctype} *bias, const int bias_off, " if bias else "")
@@ -400,20 +426,20 @@ def program_source(dtype, trans_a: bool, trans_b: bool, bias: bool, epilogue: st
         + (" bias += bias_off;" if bias else ""),
         "",
     ]
-    for mr in _MR_CHOICES:
+    for mr in _MR_CHOICES[bits]:
         for a_mode in ("panel", "cols") if trans_a else ("rows",):
             lines += _gemm_kernel(ctype, vw, a_mode, bias, mr)
         if trans_a:
             lines += _pack_at_kernel(ctype, mr)
     lines += _pack_bt_kernel(ctype, vw) if trans_b else _pack_b_kernel(ctype, vw)
     if trans_b and not trans_a:
-        lines += _dot_kernel(ctype, vw, bias)
+        lines += _dot_kernel(ctype, vw, bias, _DOT_ROWS[bits])
     return "\n".join(lines)
 
 
-def _pick_mr(m):
+def _pick_mr(m, bits):
     """Rows per C block: the least padded work, counting each block's B loads as 2 rows."""
-    return min(_MR_CHOICES, key=lambda mr: (-(-m // mr) * (mr + 2), -mr))
+    return min(_MR_CHOICES[bits], key=lambda mr: (-(-m // mr) * (mr + 2), -mr))
 
 
 def _build(context, source, program_cache):
@@ -430,8 +456,9 @@ class GemmPlan:
     transposes together work too), C is m x n, bias has n elements. `epilogue` is an OpenCL C
     expression in `v` valid for scalars and vectors of the dtype, e.g. "(v > 0 ? v : 0)" or
     "1 / (1 + exp(-v))"; the kernels apply it to 4- and 8-wide vectors. The program, kernels
-    and packing scratch are made here; enqueue only sets arguments and enqueues one to three
-    kernels. The scratch is reused, so enqueue a plan in order (in-order queue or wait_for).
+    and packing scratch are made here; enqueue enqueues one to three kernels, setting only the
+    arguments that changed since the previous call. The scratch is reused, so enqueue a plan
+    in order (in-order queue or wait_for).
     """
 
     def __init__(
@@ -470,18 +497,19 @@ class GemmPlan:
         self.m, self.n, self.k, self.dtype = m, n, k, dtype
         self.trans_a, self.trans_b = bool(trans_a), bool(trans_b)
         self.bias, self.epilogue = bool(bias), epilogue
-        self._source = program_source(dtype, self.trans_a, self.trans_b, self.bias, epilogue)
+        bits = vector_bits(context.devices[0])
+        self._source = program_source(dtype, self.trans_a, self.trans_b, self.bias, epilogue, bits)
         program = _build(context, self._source, program_cache)
 
-        ctype, vw = _TYPES[dtype]
-        nr, size = vw * _NV, dtype.itemsize
+        size = dtype.itemsize
+        nr = bits // (8 * size) * _NV
         self._pack_a = self._pack_b = None
         if self.trans_b and not self.trans_a and m <= _DOT_MAX_M:
-            name, mr = "gemm_dot", _DOT_ROWS
+            name, mr = "gemm_dot", _DOT_ROWS[bits]
             blocks, block_work = -(-m // mr) * -(-n // _DOT_COLS), mr * _DOT_COLS * k
             b_packed = False
         else:
-            mr = _pick_mr(m)
+            mr = _pick_mr(m, bits)
             nbi, npan = -(-m // mr), -(-n // nr)
             blocks, block_work = nbi * npan, mr * nr * (k + 8)
             reused = nbi >= _PACK_MIN_BLOCKS
@@ -513,6 +541,7 @@ class GemmPlan:
         self._shape_args = (m, n, k, int(b_packed), band, per_item)
         self._grid = (-(-blocks // per_item),)
         self._gemm = cl.Kernel(program, name)
+        self._key = self._scalars = None
         self._gemm.set_scalar_arg_dtypes(
             [None, np.int32] * (4 if self.bias else 3) + [np.int32] * 6 + [dtype.type] * 2
         )
@@ -554,7 +583,27 @@ class GemmPlan:
         beta: float = 0.0,
         wait_for=None,
     ) -> cl.Event:
-        """Enqueue the product; offsets count elements. Returns the event of the last kernel."""
+        """Enqueue the product; offsets count elements. Returns the event of the last kernel.
+
+        The same buffers and offsets as the previous call are not checked or set again, and
+        alpha and beta only when they change: repeated calls cost about one kernel launch each.
+        """
+        key = (id(a), id(b), id(c), a_offset, b_offset, c_offset, id(bias), bias_offset)
+        if key != self._key:
+            self._key = None
+            self._bind(a, b, c, a_offset, b_offset, c_offset, bias, bias_offset)
+            self._key, self._bound = key, (a, b, c, bias)  # keep the ids in use
+            self._scalars = None
+        if (alpha, beta) != self._scalars:
+            self._gemm_args[-2:] = alpha, beta
+            self._gemm.set_args(*self._gemm_args)
+            self._scalars = alpha, beta
+        for kernel, grid in self._packs:
+            wait_for = [cl.enqueue_nd_range_kernel(queue, kernel, grid, (1, 1), wait_for=wait_for)]
+        return cl.enqueue_nd_range_kernel(queue, self._gemm, self._grid, (1,), wait_for=wait_for)
+
+    def _bind(self, a, b, c, a_offset, b_offset, c_offset, bias, bias_offset):
+        """Check the operands and set every kernel argument but alpha and beta."""
         m, n, k = self.m, self.n, self.k
         self._check("a", a, a_offset, m * k)
         self._check("b", b, b_offset, k * n)
@@ -568,19 +617,13 @@ class GemmPlan:
         if self.bias:
             self._check("bias", bias, bias_offset, n)
             bias_args = (bias, bias_offset)
-        events = []
         operands = [(a, a_offset), (b, b_offset)]
+        self._packs = []
         for i, packer in enumerate((self._pack_a, self._pack_b)):
             if packer is not None:
                 kernel, grid, scratch, sizes = packer
                 kernel.set_args(*operands[i], scratch, *sizes)
-                events.append(
-                    cl.enqueue_nd_range_kernel(queue, kernel, grid, (1, 1), wait_for=wait_for)
-                )
+                self._packs.append((kernel, grid))
                 operands[i] = (scratch, 0)
-        self._gemm.set_args(
-            *operands[0], *operands[1], c, c_offset, *bias_args, *self._shape_args, alpha, beta
-        )
-        return cl.enqueue_nd_range_kernel(
-            queue, self._gemm, self._grid, (1,), wait_for=events or wait_for
-        )
+        shape_args = self._shape_args
+        self._gemm_args = [*operands[0], *operands[1], c, c_offset, *bias_args, *shape_args, 0, 0]
