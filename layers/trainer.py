@@ -2,10 +2,12 @@
 checkpoints.
 
 The training set lives on the device; each epoch a shuffled permutation (a shared int64
-vector set from a NumPy ``Generator``) selects the minibatches through ``givens``. An epoch
-runs ``n // mini_batch_size`` minibatches: the last partial minibatch is left out of training
-(with shuffling, different examples each epoch); validation and test sets are evaluated whole.
-Epochs are numbered from 0, as in network3.
+matrix, one row of example indices per minibatch, set from a NumPy ``Generator``) selects the
+minibatches through ``givens``. The row is chosen by a step counter that also lives on the
+device and advances with every call, so a training step takes no arguments and the host only
+enqueues it. An epoch runs ``n // mini_batch_size`` minibatches: the last partial minibatch is
+left out of training (with shuffling, different examples each epoch); validation and test sets
+are evaluated whole. Epochs are numbered from 0, as in network3.
 """
 
 from __future__ import annotations
@@ -108,9 +110,12 @@ class SGD:
             float(momentum)
         self.velocities = [tg.shared(np.zeros_like(p.get_value()), name=f"v_{p.name}")
                            for p in net.params] if momentum else []
-        #: the compiled training step of the last :meth:`fit` (argument: minibatch index)
+        #: the compiled training step of the last :meth:`fit`; each call (no arguments) trains
+        #: the next minibatch of the epoch
         self.train_fn: tg.Function | None = None
         self._cost_sum = tg.shared(np.zeros(1, "float64"), name="cost_sum")
+        #: the index of the next minibatch within the epoch
+        self._step = tg.shared(np.zeros(1, "int64"), name="step")
 
     def _compile(self, data_x, data_y, perm, n: int) -> tg.Function:
         net, size = self.net, self.net.mini_batch_size
@@ -128,9 +133,9 @@ class SGD:
         # the L2 penalty (a pass over every weight) is added once per epoch instead
         updates.append((self._cost_sum,
                         self._cost_sum + tg.cast(data_cost, self._cost_sum.dtype)))
-        i = tg.lscalar("i")
-        rows = perm[i * size:(i + 1) * size]
-        return tg.function([i], [], updates=updates,
+        updates.append((self._step, self._step + 1))
+        rows = tg.reshape(perm[self._step], (size,))
+        return tg.function([], [], updates=updates,
                            givens={net.x: data_x[rows], net.y: data_y[rows]}, name="train")
 
     def _penalty(self, n: int) -> tg.Variable:
@@ -166,7 +171,8 @@ class SGD:
         if patience is not None and (validation is None or patience < 1):
             raise ValueError("fit: patience needs validation_data and must be at least 1")
         data_x, data_y = tg.shared(train_x, name="train_x"), tg.shared(train_y, name="train_y")
-        perm = tg.shared(np.arange(n, dtype="int64"), name="perm")
+        perm = tg.shared(np.arange(batches * size, dtype="int64").reshape(batches, size),
+                         name="perm")
         self.train_fn = self._compile(data_x, data_y, perm, n)
         penalty_fn = tg.function([], self._penalty(n), name="penalty") if self.lmbda else None
         generator = np.random.default_rng(net.seed if seed is None else seed)
@@ -185,12 +191,13 @@ class SGD:
                 stopped = True
                 break
             if shuffle:
-                perm.set_value(generator.permutation(n))
+                perm.set_value(generator.permutation(n)[:batches * size].reshape(batches, size))
             self._cost_sum.set_value(np.zeros(1, "float64"))
+            self._step.set_value(np.zeros(1, "int64"))
             start = time.perf_counter()
-            for index in tqdm(range(batches), desc=f"epoch {epoch}", unit="batch",
-                              disable=disable, leave=False):
-                self.train_fn(index)
+            for _ in tqdm(range(batches), desc=f"epoch {epoch}", unit="batch",
+                          disable=disable, leave=False):
+                self.train_fn()
             self.train_fn.sync()
             cost = float(self._cost_sum.get_value()[0]) / batches
             if penalty_fn is not None:

@@ -51,10 +51,10 @@ class Composite(ScalarOp):
                 values.append(np.asarray(step[1], dtype=dtype))
             else:
                 op, refs = step
-                values.append(op.perform(*(values[r] for r in refs), out_dtype=dtype))
+                values.append(op.compute(*(values[r] for r in refs), out_dtype=dtype))
         return values[-1]
 
-    def perform(self, *arrays: np.ndarray, out_dtype: str) -> np.ndarray:
+    def compute(self, *arrays: np.ndarray, out_dtype: str) -> np.ndarray:
         return np.asarray(self._evaluate(*arrays)).astype(out_dtype, copy=False)
 
     def output_dtype(self, *dtypes: str) -> str:

@@ -53,15 +53,18 @@ class ScalarOp:
         return self.out_dtype(*dtypes)
 
     def perform(self, *arrays: np.ndarray, out_dtype: str) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return self.compute(*arrays, out_dtype=out_dtype)
+
+    def compute(self, *arrays: np.ndarray, out_dtype: str) -> np.ndarray:
+        """``perform`` without its floating-point error state (the caller sets one)."""
         if self.out_dtype is _float:
             arrays = tuple(a if is_float(a.dtype.name) else a.astype(out_dtype) for a in arrays)
         elif self.out_dtype is _arith:
             # bools count as integers (True + True == 2); NumPy would compute logical or/and
             # and refuses to subtract them
             arrays = tuple(a.astype(out_dtype) if a.dtype == np.bool_ else a for a in arrays)
-        with np.errstate(all="ignore"):
-            result = self.impl(*arrays)
-        return np.asarray(result).astype(out_dtype, copy=False)
+        return np.asarray(self.impl(*arrays)).astype(out_dtype, copy=False)
 
     def grad(self, inputs: list, output, gout) -> list:
         """Gradients for each input (None where there is no gradient)."""
