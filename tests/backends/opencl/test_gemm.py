@@ -150,8 +150,13 @@ def test_float64_random(env, m, n, k, op, offsets, alpha, beta, bias, epilogue):
 PATHS = [
     ("NN", 10, 100, 784, "gemm_5", "gemm_5"),  # B read in place
     ("NN", 100, 130, 300, "gemm_6", "gemm_8"),  # B packed, partial last panel
-    ("NN", 7, 9, 33, "gemm_4", "gemm_8"),  # n < NR: B packed and padded; m < MR
-    ("NN", 13, 20, 1, "gemm_5", "gemm_8"),  # k = 1; NR/2 < n < NR on AVX-512
+    ("NN", 7, 7, 33, "gemm_narrow", "gemm_narrow"),  # n < NR, little work: rows, no packing
+    ("NN", 700, 9, 400, "gemm_6", "gemm_8"),  # n < NR, much work: B packed and padded
+    ("NN", 3, 9, 80000, "gemm_4", "gemm_5"),  # the same with m < MR
+    ("NN", 13, 40, 1, "gemm_5", "gemm_8"),  # k = 1
+    ("TN", 100, 7, 10, "gemm_narrow", "gemm_narrow"),  # an MLP's last weight update
+    ("NT", 64, 7, 50, "gemm_narrow", "gemm_narrow"),  # B^T read in place, by columns
+    ("TT", 6, 7, 9, "gemm_narrow", "gemm_narrow"),
     ("NN", 200, 70, 3, "gemm_6", "gemm_8"),  # k tiny: several blocks per work-item
     ("NN", 301, 403, 157, "gemm_6", "gemm_8"),  # several bands of row blocks
     ("NT", 10, 45, 37, "gemm_dot", "gemm_dot"),  # B^T read in place along k
@@ -159,7 +164,7 @@ PATHS = [
     ("TN", 30, 40, 20, "gemm_6_cols", "gemm_8_cols"),  # A^T read in place
     ("TN", 100, 50, 400, "gemm_6_panel", "gemm_8_panel"),  # A^T packed
     ("TN", 3, 50, 400, "gemm_4_cols", "gemm_5_cols"),  # m < MR
-    ("TT", 20, 30, 40, "gemm_5_cols", "gemm_5_cols"),  # A^T in place, B^T packed
+    ("TT", 20, 40, 40, "gemm_5_cols", "gemm_5_cols"),  # A^T in place, B^T packed
     ("TT", 100, 50, 400, "gemm_6_panel", "gemm_8_panel"),  # both packed
 ]
 

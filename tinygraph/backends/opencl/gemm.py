@@ -9,7 +9,9 @@ memory and no branch in the inner loop. NR is two vector registers and MR is cho
 device compiling for AVX-512 (Debian's PoCL names the target in the device name).
 B is read in place or from NR-column panels packed by a small kernel; A^T is packed likewise
 for large TN products. The last column block is shifted left to stay in bounds, so nothing is
-padded unless N < NR. NT products with few rows use a dot-product kernel that packs nothing.
+padded unless N < NR. NT products with few rows use a dot-product kernel that packs nothing;
+so does a product narrower than a panel with little work in all (an MLP's last layer), one
+work-item computing whole rows of C.
 Shapes are kernel arguments (compile-time constants measured no faster), so there is one
 program per (dtype, transposes, bias, epilogue, vector width).
 """
@@ -31,6 +33,7 @@ _PACK_BLOCKS = 16  # row blocks of A^T packed per work-item
 _PACK_MIN_BLOCKS = 8  # pack an operand once this many row blocks share it
 _PACK_MIN_BYTES = 128 * 1024  # and it holds this much (smaller ones stay in cache)
 _DOT_MAX_M = 32  # NT products with at most this many rows use the dot-product kernel
+_NARROW_MAX_WORK = 1 << 21  # multiply-adds up to which C narrower than a panel is not packed
 _BAND_BYTES = 256 * 1024  # rows of A walked per B panel, kept in L2
 _MIN_WORK = 1 << 15  # multiply-adds per work-item before blocks are split across work-items
 
@@ -272,6 +275,45 @@ def _dot_kernel(ctype, vw, bias, rows):
     return out
 
 
+def _narrow_kernel(ctype, trans_a, trans_b, bias):
+    """gemm_narrow: C narrower than a panel and little work in all (an MLP's last layer):
+    each work-item computes whole rows of C, 4 columns at a time, from A and B in place."""
+    cvt, cols = f"{ctype}4", 4
+    a_at = "A[(size_t)p * M + i]" if trans_a else "A[(size_t)i * K + p]"
+
+    def b_at(j):
+        return f"B[(size_t){j} * K + p]" if trans_b else f"B[(size_t)p * N + {j}]"
+
+    return [
+        "__kernel void gemm_narrow(GEMM_ARGS)",
+        "{",
+        "  GEMM_OFFSETS",
+        "  const int first = get_global_id(0) * per_item;",
+        "  const int last = first + per_item < M ? first + per_item : M;",
+        "  for (int i = first; i < last; ++i) {",
+        f"    for (int j0 = 0; j0 < N; j0 += {cols}) {{",
+        *[f"      const int j{c} = j0 + {c} < N ? j0 + {c} : N - 1;" for c in range(1, cols)],
+        f"      {cvt} acc = 0;",
+        "      for (int p = 0; p < K; ++p)",
+        f"        acc = {a_at} * ({cvt})({b_at('j0')}, {b_at('j1')}, {b_at('j2')}, "
+        f"{b_at('j3')}) + acc;",
+        f"      __global {ctype} *cp = C + (size_t)i * N + j0;",
+        f"      const int ncol = N - j0 < {cols} ? N - j0 : {cols};",
+        f"      union {{ {cvt} v; {ctype} s[{cols}]; }} u;",
+        "      u.v = alpha * acc;",
+        "      for (int c = 0; c < ncol; ++c) {",
+        "        if (beta != 0) u.s[c] += beta * cp[c];",
+        *(["        u.s[c] += bias[j0 + c];"] if bias else []),
+        "      }",
+        "      u.v = epilogue(u.v);",
+        "      for (int c = 0; c < ncol; ++c) cp[c] = u.s[c];",
+        "    }",
+        "  }",
+        "}",
+        "",
+    ]
+
+
 def _pack_b_kernel(ctype, vw):
     """pack_b: B (K x N) into k-major K x NR panels of the gemm blocks' columns (see cs)."""
     vt, nr = f"{ctype}{vw}", vw * _NV
@@ -434,6 +476,7 @@ def program_source(
     lines += _pack_bt_kernel(ctype, vw) if trans_b else _pack_b_kernel(ctype, vw)
     if trans_b and not trans_a:
         lines += _dot_kernel(ctype, vw, bias, _DOT_ROWS[bits])
+    lines += _narrow_kernel(ctype, trans_a, trans_b, bias)
     return "\n".join(lines)
 
 
@@ -508,6 +551,9 @@ class GemmPlan:
             name, mr = "gemm_dot", _DOT_ROWS[bits]
             blocks, block_work = -(-m // mr) * -(-n // _DOT_COLS), mr * _DOT_COLS * k
             b_packed = False
+        elif n < nr and m * n * k <= _NARROW_MAX_WORK:
+            name, mr = "gemm_narrow", 1
+            blocks, block_work, b_packed = m, n * k, False
         else:
             mr = _pick_mr(m, bits)
             nbi, npan = -(-m // mr), -(-n // nr)
