@@ -4,6 +4,11 @@ Each call first runs the small host part of the graph (shapes, index arithmetic,
 counters) in Python, which also yields the shape of every device tensor. Those shapes are the
 plan key: a plan has its kernels built, buffers allocated and arguments preset, so a call only
 sets the arguments that change (slice offsets, scalars, random counters) and enqueues.
+
+Kernels that check indices or labels set a flag in one small buffer per plan. A call with
+outputs waits for the device and reads the flags; a call without outputs returns at once and
+its flags are read by ``sync()`` or by the next call with outputs (flags only ever get set, so
+one read covers every call since the last).
 """
 
 from __future__ import annotations
