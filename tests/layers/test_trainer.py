@@ -56,6 +56,27 @@ def test_update_gemm_in_place_on_opencl(backend):
     assert source.count("Gemm in place") == 3, "each weight update is one in-place GEMM"
 
 
+def test_an_opencl_training_step_is_few_kernels(backend, monkeypatch):
+    """network3's first example as the trainer compiles it: every update runs in place (no
+    copies), nothing falls back to the host, and the step stays at 14 launches: 3 gathers
+    (minibatch rows, images, labels), 2 products with fused bias and activation, the fused
+    crossentropy and its gradient, the hidden-layer gradient (a product and one elementwise
+    kernel), 2 in-place weight products, 2 in-place bias reductions, the cost total and the
+    minibatch counter."""
+    if backend != "opencl":
+        pytest.skip("OpenCL only")
+    monkeypatch.setattr(tg.config, "profile", True)
+    net = Network([FullyConnected(8, 16, "sigmoid"), Softmax(16, 3)], 10, seed=0)
+    trainer = SGD(net, 0.1)
+    trainer.fit(TRAIN, 1, progress=False)
+    profile = trainer.train_fn.profile
+    labels = [label for label, *_ in profile.rows()]
+    launches = sum(calls for _, calls, *_ in profile.rows()) / profile.calls
+    assert launches == 14, profile.summary()
+    assert not any(label.startswith(("update", "copy")) for label in labels), labels
+    assert "NumPy on the host" not in trainer.train_fn.kernels_source()
+
+
 def reference_softmax_sgd(x, y, eta, lmbda, momentum, batch, steps, n):
     """Plain NumPy SGD of a zero-initialised softmax regression, in order."""
     w, b = np.zeros((x.shape[1], 3)), np.zeros(3)

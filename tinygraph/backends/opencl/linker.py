@@ -545,7 +545,9 @@ class Plan:
         elif self.error_flags:
             program.unchecked_plans.add(self)
         for launch in self.update_copies:
-            launch.enqueue(queue, host_values)
+            event = launch.enqueue(queue, host_values)
+            if program.profile is not None:
+                events.append((launch.label, event, 0.0))
         computed = iter(host_updates)
         for shared_var, value in program.updates:
             if shared_var.id not in program.host_ids:
