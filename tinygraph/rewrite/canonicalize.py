@@ -105,10 +105,10 @@ def _fill_parts(var: Variable):
 def remove_useless_fills(node: Apply) -> list[Variable] | None:
     """fill(x, v) -> v when ``x`` has only length-1 axes (a scalar's gradient ``fill(cost,
     1)``): the fill would only tie ``v`` to the value of ``x``."""
-    parts = _fill_parts(node.outputs[0])
-    if parts is None or not all(parts[0].broadcastable):
+    if _scalar_op(node) != s.second:
         return None
-    return [parts[1]] if parts[1].type == node.outputs[0].type else None
+    x, v = node.inputs
+    return [v] if all(x.broadcastable) and v.type == node.outputs[0].type else None
 
 
 def sink_fills(node: Apply) -> list[Variable] | None:

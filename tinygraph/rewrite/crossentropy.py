@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..graph import Apply, Variable, clone_replace, toposort
+from ..graph import Apply, Variable, ancestors, clone_replace, toposort
 from ..ops.nnet import CrossentropySoftmax, CrossentropySoftmaxGrad, CrossentropySoftmaxWithGrad
 from .canonicalize import _fill_parts
 
@@ -39,13 +39,10 @@ def fuse_crossentropy_with_grad(outputs: Sequence[Variable]) -> list[Variable]:
             continue
         g, z, y = node.inputs
         costs = forward.pop((z.id, y.id), None)
-        if costs is None or _depends_on(g, costs.outputs[0]):
+        if costs is None or costs.outputs[0].id in ancestors([g]):
             continue
         nll, dz = CrossentropySoftmaxWithGrad(costs.op.all_rows)(g, z, y)
         replace[costs.outputs[0]] = nll
         replace[node.outputs[0]] = dz
     return clone_replace(outputs, replace) if replace else outputs
 
-
-def _depends_on(var: Variable, target: Variable) -> bool:
-    return any(target in node.outputs for node in toposort([var]))

@@ -1,7 +1,9 @@
 """The rewrite engine: a pass applies local rewrites node by node, bottom-up, until none fires.
 
 A local rewrite is a function ``node -> list[Variable] | None`` returning replacements for the
-node's outputs (of the same dtype and rank), or None when it does not apply.
+node's outputs (of the same dtype and rank), or None when it does not apply. Fusion passes,
+which replace a node together with some of its producers, walk the graph once with
+:func:`rebuild`.
 """
 
 from __future__ import annotations
@@ -53,6 +55,25 @@ class RewritePass:
                 return [_conform(new, old, rewrite)
                         for new, old in zip(replacements, node.outputs)]
         return None
+
+
+def rebuild(outputs: Sequence[Variable],
+            replace: Callable[[Apply, list[Variable], dict], Variable | None]) -> list[Variable]:
+    """``outputs`` rebuilt bottom-up in one walk. ``replace(node, inputs, memo)`` gets each
+    node with its inputs as rebuilt so far and ``memo`` (old variable id -> replacement), and
+    returns the variable standing for the node's single output, or None to keep the node (on
+    the rebuilt inputs)."""
+    outputs = list(outputs)
+    memo: dict[int, Variable] = {}
+    for node in toposort(outputs):
+        inputs = [memo.get(v.id, v) for v in node.inputs]
+        new = replace(node, inputs, memo)
+        if new is not None:
+            memo[node.outputs[0].id] = new
+        elif any(a is not b for a, b in zip(inputs, node.inputs)):
+            clone = node.clone_with_new_inputs(inputs)
+            memo.update({old.id: v for old, v in zip(node.outputs, clone.outputs)})
+    return [memo.get(v.id, v) for v in outputs]
 
 
 def _conform(new: Variable, old: Variable, source) -> Variable:

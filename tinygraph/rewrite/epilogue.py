@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..graph import Apply, Variable, client_counts, toposort
+from ..graph import Apply, Variable, client_counts
 from ..ops import scalar as s
 from ..ops.blas import Dot, DotEpilogue
 from ..ops.composite import Composite
 from ..ops.elemwise import Elemwise
 from ..ops.shape import DimShuffle
+from .engine import rebuild
 
 #: scalar ops the OpenCL GEMM epilogue can evaluate on vectors
 EPILOGUE_OPS = ("add", "sub", "mul", "true_div", "neg", "exp", "log", "tanh", "sigmoid",
@@ -84,21 +85,15 @@ def _rebase(steps, nin: int, d: int, add_index: int | None, dtype: str) -> Compo
 
 def fuse_epilogues(outputs: Sequence[Variable]) -> list[Variable]:
     """The graph with products and their elementwise consumers fused."""
-    outputs = list(outputs)
-    clients = client_counts(outputs)
-    memo: dict[int, Variable] = {}
-    for node in toposort(outputs):
-        inputs = [memo.get(v.id, v) for v in node.inputs]
-        current = node if all(a is b for a, b in zip(inputs, node.inputs)) else \
-            node.clone_with_new_inputs(inputs)
+    clients = client_counts(list(outputs))
+
+    def fuse(node: Apply, inputs: list[Variable], memo) -> Variable | None:
         fused = _epilogue(node, clients) if isinstance(node.op, Elemwise) else None
-        if fused is not None:
-            composite, product, bias = fused
-            a, b = (memo.get(v.id, v) for v in product.owner.inputs)
-            extra = [memo.get(bias.id, bias)] if bias is not None else []
-            memo[node.outputs[0].id] = DotEpilogue(composite, bias is not None)(a, b, *extra)
-            continue
-        for old, new in zip(node.outputs, current.outputs):
-            if new is not old:
-                memo[old.id] = new
-    return [memo.get(v.id, v) for v in outputs]
+        if fused is None:
+            return None
+        composite, product, bias = fused
+        a, b = (memo.get(v.id, v) for v in product.owner.inputs)
+        extra = [memo.get(bias.id, bias)] if bias is not None else []
+        return DotEpilogue(composite, bias is not None)(a, b, *extra)
+
+    return rebuild(outputs, fuse)

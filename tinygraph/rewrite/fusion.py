@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..graph import Apply, Constant, Variable, client_counts, toposort
+from ..graph import Apply, Constant, Variable, client_counts
 from ..ops.composite import Composite
 from ..ops.elemwise import Elemwise
 from ..ops.shape import DimShuffle, dimshuffle
+from .engine import rebuild
 
 
 class _Builder:
@@ -65,19 +66,12 @@ class _Builder:
 
 def fuse_elemwise(outputs: Sequence[Variable]) -> list[Variable]:
     """The graph with fusable elementwise chains merged into composites."""
-    outputs = list(outputs)
-    clients = client_counts(outputs)
-    memo: dict[int, Variable] = {}
-    for node in toposort(outputs):
-        inputs = [memo.get(v.id, v) for v in node.inputs]
-        if not isinstance(node.op, Elemwise):
-            if any(a is not b for a, b in zip(inputs, node.inputs)):
-                new = node.clone_with_new_inputs(inputs)
-                memo.update({o.id: n for o, n in zip(node.outputs, new.outputs)})
-            continue
-        fused = _fuse_node(node, inputs, clients)
-        memo[node.outputs[0].id] = fused
-    return [memo.get(v.id, v) for v in outputs]
+    clients = client_counts(list(outputs))
+
+    def fuse(node: Apply, inputs: list[Variable], memo) -> Variable | None:
+        return _fuse_node(node, inputs, clients) if isinstance(node.op, Elemwise) else None
+
+    return rebuild(outputs, fuse)
 
 
 def _producer(original: Variable, current: Variable, consumer: Apply, clients) -> Apply | None:

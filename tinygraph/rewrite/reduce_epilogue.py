@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..graph import Apply, Variable, client_counts, toposort
+from ..graph import Apply, Variable, client_counts
 from ..ops.elemwise import Elemwise
 from ..ops.reduce import Reduce
 from ..ops.reduce_epilogue import ReduceEpilogue
 from ..ops.shape import DimShuffle
+from .engine import rebuild
 
 
 def _reshapes_only(op: DimShuffle) -> bool:
@@ -50,20 +51,15 @@ def _other_operands_fit(node: Apply, position: int) -> bool:
 
 def fuse_reduce_epilogues(outputs: Sequence[Variable]) -> list[Variable]:
     """The graph with reductions and their elementwise consumers fused."""
-    outputs = list(outputs)
-    clients = client_counts(outputs)
-    memo: dict[int, Variable] = {}
-    for node in toposort(outputs):
-        inputs = [memo.get(v.id, v) for v in node.inputs]
+    clients = client_counts(list(outputs))
+
+    def fuse(node: Apply, inputs: list[Variable], memo) -> Variable | None:
         found = _reduction_operand(node, clients) if isinstance(node.op, Elemwise) else None
-        if found is not None and _other_operands_fit(node, found[0]):
-            position, reduce_node, order = found
-            x = memo.get(reduce_node.inputs[0].id, reduce_node.inputs[0])
-            others = [v for i, v in enumerate(inputs) if i != position]
-            op = ReduceEpilogue(reduce_node.op, order, node.op.scalar_op, position)
-            memo[node.outputs[0].id] = op(x, *others)
-            continue
-        if any(a is not b for a, b in zip(inputs, node.inputs)):
-            new = node.clone_with_new_inputs(inputs)
-            memo.update({o.id: n for o, n in zip(node.outputs, new.outputs)})
-    return [memo.get(v.id, v) for v in outputs]
+        if found is None or not _other_operands_fit(node, found[0]):
+            return None
+        position, reduce_node, order = found
+        x = memo.get(reduce_node.inputs[0].id, reduce_node.inputs[0])
+        others = [v for i, v in enumerate(inputs) if i != position]
+        return ReduceEpilogue(reduce_node.op, order, node.op.scalar_op, position)(x, *others)
+
+    return rebuild(outputs, fuse)

@@ -258,21 +258,30 @@ def _dot_kernel(ctype, vw, bias, rows):
         out += [f"      t{r}_{c} = a{r}[kk] * b{c}[kk] + t{r}_{c};" for c in range(cols)]
     out += ["    }", f"    const int ncol = N - j0 < {cols} ? N - j0 : {cols};"]
     for r in range(rows):
+        value = f"({cvt})({', '.join(f't{r}_{c}' for c in range(cols))})"
         out += [
             f"    if (i0 + {r} < M) {{",
-            f"      __global {ctype} *cp = C + (size_t)(i0 + {r}) * N + j0;",
-            f"      union {{ {cvt} v; {ctype} s[{cols}]; }} u;",
-            f"      u.v = alpha * ({cvt})({', '.join(f't{r}_{c}' for c in range(cols))});",
-            "      for (int c = 0; c < ncol; ++c) {",
-            "        if (beta != 0) u.s[c] += beta * cp[c];",
-            *(["        u.s[c] += bias[j0 + c];"] if bias else []),
-            "      }",
-            "      u.v = epilogue(u.v);",
-            "      for (int c = 0; c < ncol; ++c) cp[c] = u.s[c];",
+            *_store_columns(ctype, cols, bias, f"(size_t)(i0 + {r}) * N + j0", value, "      "),
             "    }",
         ]
     out += ["  }", "}", ""]
     return out
+
+
+def _store_columns(ctype, cols, bias, first, value, indent):
+    """C lines storing ``value`` (a ``cols``-wide vector of products) into the ``ncol`` row
+    elements of C from index ``first``: alpha, beta * C, bias (from column ``j0``), epilogue."""
+    return [indent + line for line in (
+        f"__global {ctype} *cp = C + {first};",
+        f"union {{ {ctype}{cols} v; {ctype} s[{cols}]; }} u;",
+        f"u.v = alpha * {value};",
+        "for (int c = 0; c < ncol; ++c) {",
+        "  if (beta != 0) u.s[c] += beta * cp[c];",
+        *(["  u.s[c] += bias[j0 + c];"] if bias else []),
+        "}",
+        "u.v = epilogue(u.v);",
+        "for (int c = 0; c < ncol; ++c) cp[c] = u.s[c];",
+    )]
 
 
 def _narrow_kernel(ctype, trans_a, trans_b, bias):
@@ -297,16 +306,8 @@ def _narrow_kernel(ctype, trans_a, trans_b, bias):
         "      for (int p = 0; p < K; ++p)",
         f"        acc = {a_at} * ({cvt})({b_at('j0')}, {b_at('j1')}, {b_at('j2')}, "
         f"{b_at('j3')}) + acc;",
-        f"      __global {ctype} *cp = C + (size_t)i * N + j0;",
         f"      const int ncol = N - j0 < {cols} ? N - j0 : {cols};",
-        f"      union {{ {cvt} v; {ctype} s[{cols}]; }} u;",
-        "      u.v = alpha * acc;",
-        "      for (int c = 0; c < ncol; ++c) {",
-        "        if (beta != 0) u.s[c] += beta * cp[c];",
-        *(["        u.s[c] += bias[j0 + c];"] if bias else []),
-        "      }",
-        "      u.v = epilogue(u.v);",
-        "      for (int c = 0; c < ncol; ++c) cp[c] = u.s[c];",
+        *_store_columns(ctype, cols, bias, "(size_t)i * N + j0", "acc", "      "),
         "    }",
         "  }",
         "}",
