@@ -191,6 +191,21 @@ def test_elementwise_updates_run_in_place_only_when_safe(name, make_updates, in_
     assert fn.kernels_source().count(" in place */") == in_place
 
 
+def test_a_product_reading_the_weights_it_updates_is_not_computed_in_place():
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(64, 64)).astype("float32")
+    scale = rng.normal(size=(64, 64)).astype("float32") * 0.01
+    results = {}
+    for device in ("numpy", "opencl"):
+        w, b = tg.shared(start, name="w"), tg.shared(scale, name="b")
+        fn = tg.function([], [], updates={w: w - 0.1 * (w @ b)}, device=device)
+        fn()
+        results[device] = w.get_value(), fn
+    np.testing.assert_allclose(results["opencl"][0], results["numpy"][0], rtol=1e-6,
+                               atol=1e-6)
+    assert "Gemm in place" not in results["opencl"][1].kernels_source()
+
+
 def test_an_update_value_that_is_also_an_output_is_not_computed_in_place():
     a = tg.shared(np.arange(3, dtype="float32"), name="a")
     new_a = a * 2.0

@@ -404,11 +404,14 @@ class Plan:
         """Append a launch; ``deferred`` ones run after all others (in-place updates)."""
         (self.deferred if deferred else self.launches).append(launch)
 
-    def inplace_target(self, node, operands: list[DeviceArray]) -> DeviceArray | None:
-        """The shared array a Gemm or elementwise kernel may overwrite in place (a deferred
-        launch, after all others), or None when it must not: the output is not its own
-        variable's update, its shape differs, or another operand reads an updated shared
-        variable (which an earlier in-place launch may already have overwritten)."""
+    def inplace_target(self, node, operands: list[DeviceArray],
+                       aligned: list[DeviceArray] = ()) -> DeviceArray | None:
+        """The shared array a kernel may overwrite in place (a deferred launch, after all
+        others), or None when it must not: the output is not its own variable's update, its
+        shape differs, or an operand reads an updated shared variable (which an earlier
+        in-place launch may already have overwritten). ``operands`` are read anywhere;
+        ``aligned`` ones only at the output's own positions, so the target itself may be one
+        of them (``b - eta * gb`` reading ``b``)."""
         shared_var = self.program.inplace_candidates.get(node.outputs[0].id)
         if shared_var is None or shared_var.id not in self.arrays or \
                 self.shapes[shared_var.id] != self.shapes[node.outputs[0].id]:
@@ -416,10 +419,11 @@ class Plan:
         own = self.arrays[shared_var.id]
         updated = {id(self.arrays[t.id].buffer) for t, _ in self.program.updates
                    if t.id in self.arrays}
-        if any(id(a.buffer) in updated for a in operands if a is not own):
+        if any(id(a.buffer) in updated for a in operands) or \
+                any(id(a.buffer) in updated for a in aligned if a is not own):
             return None
         self.inplace.add(shared_var.id)
-        return self.arrays[shared_var.id]
+        return own
 
     def gemm_plan(self, m, n, k, trans_a, trans_b, dtype, bias: bool = False,
                   epilogue: str | None = None) -> GemmPlan:

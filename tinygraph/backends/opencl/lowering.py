@@ -54,7 +54,7 @@ def lower_elemwise(builder, node) -> None:
     """An elementwise kernel, written straight into the shared variable it updates when
     that is safe (``b - eta * gb``), else into a new array."""
     operands = [builder.array(v) for v in node.inputs if not builder.is_host_scalar(v)]
-    target = builder.inplace_target(node, operands)
+    target = builder.inplace_target(node, [], aligned=operands)
     in_place = target is not None
     if in_place:
         builder.set_array(node.outputs[0], target)

@@ -55,11 +55,7 @@ def lower_reduce_epilogue(builder, node) -> None:
         _reduce_then_elementwise(builder, node, x, reduced_shape)
         return
     arrays = [None if builder.is_host_scalar(v) else builder.array(v) for v in others]
-    shared = builder.program.inplace_candidates.get(node.outputs[0].id)
-    reads_target = shared is not None and shared.id in builder.arrays and \
-        builder.arrays[shared.id].buffer is x.buffer
-    target = None if reads_target else \
-        builder.inplace_target(node, [x] + [a for a in arrays if a is not None])
+    target = builder.inplace_target(node, [x], aligned=[a for a in arrays if a is not None])
     in_place = target is not None
     if in_place:
         builder.set_array(node.outputs[0], target)
