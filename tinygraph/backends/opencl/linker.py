@@ -259,13 +259,13 @@ class Plan:
         self._flag_buffer = LogicalBuffer(4)
         self.deferred: list = []
         self.inplace: set[int] = set()
-        self._constant_arrays: dict[int, DeviceArray] = {}
+        #: (position among the inputs, device array) of each input uploaded per call
         self.input_arrays = []
-        for var in program.inputs:
+        for position, var in enumerate(program.inputs):
             if var.id not in program.host_ids:
                 array = allocate(self.runtime.context, shapes[var.id], var.dtype)
                 self.arrays[var.id] = array
-                self.input_arrays.append((var, array))
+                self.input_arrays.append((position, array))
         self.shared_generations = {}
         for var in program.shared:
             if var.id not in program.host_ids:
@@ -520,8 +520,8 @@ class Plan:
         if program.profile is not None:
             queue.finish()
             queue = self.runtime.queue_for(profiling=True)
-        for var, array in self.input_arrays:
-            data = np.ascontiguousarray(values[program.inputs.index(var)])
+        for position, array in self.input_arrays:
+            data = np.ascontiguousarray(values[position])
             if data.size:
                 cl.enqueue_copy(queue, array.cl_buffer, data, is_blocking=True)
         events = []
