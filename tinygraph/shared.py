@@ -22,6 +22,8 @@ class SharedVariable(Variable):
         self._value = value
         self.default_update: Variable | None = None
         self.device_storage = None
+        #: counts ``set_value`` calls, so a compiled function can tell that nothing changed
+        self.version = 0
 
     def get_value(self, borrow: bool = False) -> np.ndarray:
         """The current value (a copy unless ``borrow``)."""
@@ -38,6 +40,7 @@ class SharedVariable(Variable):
                             f"{array.dtype}. Convert it with .astype('{self.dtype}')")
         array = self.type.filter(array, name=label)
         self._value = array if borrow and array.flags.writeable else array.copy()
+        self.version += 1
         if self.device_storage is not None:
             self.device_storage.host_changed(self)
 

@@ -316,3 +316,41 @@ def test_errors_of_calls_without_outputs_surface_at_sync():
     with pytest.raises(IndexError, match="AdvancedSubtensor.*out of range in a call of"):
         accumulate.sync()  # the bad call was not the last: no NumPy re-check is possible
     accumulate.sync()  # the flags were cleared
+
+
+def test_calls_reuse_the_host_pass_until_a_shared_value_changes(monkeypatch):
+    """A call with no host-valued inputs and no random streams reuses the last call's host
+    pass (shapes, host scalars), until a shared value is set or an input changes shape."""
+    scale = tg.shared(np.float32(2.0), name="scale")
+    v = tg.shared(np.arange(4, dtype="float32"), name="v")
+    x = tg.matrix("x")
+    fn = tg.function([x], x.sum(axis=0) * scale + v.shape[0], device="opencl")
+    program = fn._program
+    passes = []
+    host_pass = program._host_pass
+    monkeypatch.setattr(program, "_host_pass", lambda values: passes.append(1) or
+                        host_pass(values))
+    data = np.ones((3, 4), "float32")
+    for _ in range(3):
+        np.testing.assert_allclose(fn(data), [10.0] * 4)
+    assert len(passes) == 1
+    borrowed = np.array(3.0, "float32")
+    scale.set_value(borrowed, borrow=True)
+    np.testing.assert_allclose(fn(data), [13.0] * 4)
+    borrowed[...] = 5.0  # changed in place: only a new set_value makes it visible, as on NumPy
+    scale.set_value(borrowed, borrow=True)
+    np.testing.assert_allclose(fn(data), [19.0] * 4)
+    np.testing.assert_allclose(fn(np.ones((2, 4), "float32")), [14.0] * 4)
+    v.set_value(np.zeros(4, "float32"))
+    np.testing.assert_allclose(fn(data), [19.0] * 4)
+    assert len(passes) == 5
+
+
+def test_host_valued_inputs_and_random_streams_run_the_host_pass_every_call():
+    n = tg.lscalar("n")
+    fn = tg.function([n], tg.arange(n).sum(), device="opencl")
+    assert [int(fn(k)) for k in (3, 4, 3)] == [3, 6, 3]
+    streams = tg.RandomStreams(seed=3)
+    draw = tg.function([], streams.uniform((5,)), device="opencl")
+    first, second = draw(), draw()
+    assert not np.array_equal(first, second)

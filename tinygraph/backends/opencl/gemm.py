@@ -635,6 +635,18 @@ class GemmPlan:
         The same buffers and offsets as the previous call are not checked or set again, and
         alpha and beta only when they change: repeated calls cost about one kernel launch each.
         """
+        launches = self.bind(a, b, c, a_offset=a_offset, b_offset=b_offset, c_offset=c_offset,
+                             bias=bias, bias_offset=bias_offset, alpha=alpha, beta=beta)
+        event = None
+        for kernel, grid, local in launches:
+            event = cl.enqueue_nd_range_kernel(queue, kernel, grid, local, wait_for=wait_for)
+            wait_for = [event]
+        return event
+
+    def bind(self, a, b, c, *, a_offset=0, b_offset=0, c_offset=0, bias=None, bias_offset=0,
+             alpha=1.0, beta=0.0) -> list[tuple]:
+        """Set the kernel arguments for these operands and return the launches, (kernel,
+        global size, local size) in order, that compute the product when enqueued."""
         key = (id(a), id(b), id(c), a_offset, b_offset, c_offset, id(bias), bias_offset)
         if key != self._key:
             self._key = None
@@ -645,9 +657,7 @@ class GemmPlan:
             self._gemm_args[-2:] = alpha, beta
             self._gemm.set_args(*self._gemm_args)
             self._scalars = alpha, beta
-        for kernel, grid in self._packs:
-            wait_for = [cl.enqueue_nd_range_kernel(queue, kernel, grid, (1, 1), wait_for=wait_for)]
-        return cl.enqueue_nd_range_kernel(queue, self._gemm, self._grid, (1,), wait_for=wait_for)
+        return self._launches
 
     def _bind(self, a, b, c, a_offset, b_offset, c_offset, bias, bias_offset):
         """Check the operands and set every kernel argument but alpha and beta."""
@@ -674,3 +684,5 @@ class GemmPlan:
                 operands[i] = (scratch, 0)
         shape_args = self._shape_args
         self._gemm_args = [*operands[0], *operands[1], c, c_offset, *bias_args, *shape_args, 0, 0]
+        self._launches = [(kernel, grid, (1, 1)) for kernel, grid in self._packs]
+        self._launches.append((self._gemm, self._grid, (1,)))

@@ -59,7 +59,8 @@ class KernelLaunch:
 
 
 class GemmLaunch:
-    """A planned matrix product (see gemm.py) with operands resolved per call."""
+    """A planned matrix product (see gemm.py), bound once when its operands and scalars are
+    fixed, else on every call (slice offsets, host-computed alpha or beta)."""
 
     def __init__(self, plan, a: DeviceArray, b: DeviceArray, c: DeviceArray, label: str,
                  alpha: float | Callable = 1.0, beta: float | Callable = 0.0,
@@ -72,13 +73,26 @@ class GemmLaunch:
     def arrays(self) -> list[DeviceArray]:
         return [a for a in (self.a, self.b, self.c, self.bias) if a is not None]
 
+    def finalize(self, host_values: dict) -> None:
+        """Bind the kernels once when no operand offset, alpha or beta changes per call."""
+        self._fixed = None
+        if not any(callable(v) for v in (self.alpha, self.beta)) and \
+                not any(callable(array.offset) for array in self.arrays()):
+            self._fixed = self._bind(host_values)
+
     def enqueue(self, queue: cl.CommandQueue, host_values: dict):
+        event = None
+        for kernel, grid, local in self._fixed or self._bind(host_values):
+            event = cl.enqueue_nd_range_kernel(queue, kernel, grid, local)
+        return event
+
+    def _bind(self, host_values: dict) -> list[tuple]:
         extra = {}
         if self.bias is not None:
             extra = {"bias": self.bias.cl_buffer,
                      "bias_offset": self.bias.resolve_offset(host_values)}
-        return self.plan.enqueue(
-            queue, self.a.cl_buffer, self.b.cl_buffer, self.c.cl_buffer,
+        return self.plan.bind(
+            self.a.cl_buffer, self.b.cl_buffer, self.c.cl_buffer,
             a_offset=self.a.resolve_offset(host_values),
             b_offset=self.b.resolve_offset(host_values),
             c_offset=self.c.resolve_offset(host_values),
