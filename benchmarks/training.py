@@ -227,6 +227,7 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=50000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="opencl", help="tinygraph's device")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     args = parser.parse_args()
     if args.epochs < 2 or args.repeats < 1:
         parser.error("need --epochs >= 2 (the first is a warm-up) and --repeats >= 1")
@@ -247,7 +248,7 @@ def main() -> None:
             initial, run = run_tinygraph(spec, data, args.epochs, args.seed, args.device)
             runs["tinygraph"].append(run)
             runs["numpy"].append(run_numpy(spec, data, initial, args.epochs, args.seed))
-            if torch is not None:
+            if torch is not None and not args.no_torch:
                 runs["torch"].append(run_torch(spec, data, initial, args.epochs, args.seed))
         trained = len(data[0][0]) // spec["batch"] * spec["batch"]
         rows = [summarise(name, impl, r, trained) for impl, r in runs.items() if r]
