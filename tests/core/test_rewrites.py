@@ -306,3 +306,26 @@ def test_a_rewrite_changing_the_type_is_rejected():
     x = tg.dvector("x")
     with pytest.raises(TypeError, match="rewrite bad replaced"):
         RewritePass("bad", [bad])([tg.exp(x)])
+
+
+def test_product_epilogues_with_extra_operands_keep_their_values():
+    """The OpenCL pipeline's DotEpilogue (bias, activation, and a matrix read alongside) run
+    by the NumPy reference: the same values as the unfused graph."""
+    from tinygraph.ops.blas import DotEpilogue
+    from tinygraph.rewrite import OPENCL_PIPELINE
+
+    rng = np.random.default_rng(3)
+    x, h = tg.matrix("x"), tg.matrix("h")
+    w = tg.shared(rng.normal(size=(6, 5)).astype("float32"), name="w")
+    b = tg.shared(rng.normal(size=5).astype("float32"), name="b")
+    v = tg.shared(rng.normal(size=(6, 5)).astype("float32"), name="v")
+    outputs = [tg.sigmoid(x @ w + b) * h, (x @ v) * h * (1 - h) * (h > 0)]
+    fused = optimize(outputs, OPENCL_PIPELINE)
+    ops = [node.op for node in toposort(fused) if isinstance(node.op, DotEpilogue)]
+    assert [(op.has_bias, op.n_extra) for op in ops] == [(True, 1), (False, 1)]
+    values = [rng.normal(size=(4, 6)).astype("float32"), rng.normal(size=(4, 5)).astype(
+        "float32")]
+    got = tg.function([x, h], fused, device="numpy", rewrite=False)(*values)
+    want = tg.function([x, h], outputs, device="numpy", rewrite=False)(*values)
+    for g, w_ in zip(got, want):
+        np.testing.assert_allclose(g, w_, rtol=1e-6, atol=1e-6)

@@ -101,9 +101,11 @@ def gemm(c, alpha, a, b, beta):
 
 
 class DotEpilogue(Op):
-    """``epilogue(A @ B + bias)``: a matrix product with a row-vector bias and an elementwise
-    function of one argument (a ``Composite`` scalar op) applied to every result; what
-    ``sigmoid(x @ W + b)`` is rewritten to so the OpenCL backend runs it as one kernel."""
+    """``epilogue(A @ B + bias, E1, ...)``: a matrix product with a row-vector bias and an
+    elementwise function (a ``Composite`` scalar op) applied to every result, which may also
+    read matrices ``E1, ...`` of the result's shape at the same position; what
+    ``sigmoid(x @ W + b)`` or a backward ``(d @ W.T) * h * (1 - h)`` is rewritten to so the
+    OpenCL backend runs it as one kernel."""
 
     __props__ = ("epilogue", "has_bias")
 
@@ -111,28 +113,41 @@ class DotEpilogue(Op):
         self.epilogue = epilogue
         self.has_bias = has_bias
 
-    def make_node(self, a, b, *bias) -> Apply:
+    @property
+    def n_extra(self) -> int:
+        """How many result-shaped operands the epilogue reads besides the result."""
+        return len(self.epilogue.input_dtypes) - 1
+
+    def make_node(self, a, b, *rest) -> Apply:
         a, b = as_variable(a), as_variable(b)
-        bias = [as_variable(v) for v in bias]
-        if a.ndim != 2 or b.ndim != 2 or len(bias) != int(self.has_bias) or any(
-                v.ndim != 1 for v in bias):
-            raise TypeError(f"{self}: expected two matrices and {int(self.has_bias)} bias "
-                            f"vector(s), got {[str(v.type) for v in (a, b, *bias)]}")
-        dtype = self.epilogue.output_dtype(a.dtype)
+        rest = [as_variable(v) for v in rest]
+        bias, extras = rest[:int(self.has_bias)], rest[int(self.has_bias):]
+        if a.ndim != 2 or b.ndim != 2 or len(extras) != self.n_extra or any(
+                v.ndim != 1 for v in bias) or any(v.ndim != 2 for v in extras):
+            raise TypeError(f"{self}: expected two matrices, {int(self.has_bias)} bias "
+                            f"vector(s) and {self.n_extra} extra matrices, got "
+                            f"{[str(v.type) for v in (a, b, *rest)]}")
+        dtype = self.epilogue.output_dtype(a.dtype, *(v.dtype for v in extras))
         bcast = (a.broadcastable[0], b.broadcastable[1])
-        return Apply(self, [a, b, *bias], [TensorType(dtype, bcast)])
+        return Apply(self, [a, b, *rest], [TensorType(dtype, bcast)])
 
     def perform(self, node, inputs):
-        a, b, *bias = inputs
+        a, b, *rest = inputs
         self.infer_shape(node, [v.shape for v in inputs], None)
+        bias, extras = rest[:int(self.has_bias)], rest[int(self.has_bias):]
         v = np.dot(a, b) + (bias[0] if bias else 0)
-        return [self.epilogue.perform(v.astype(a.dtype), out_dtype=node.outputs[0].dtype)]
+        return [self.epilogue.perform(v.astype(a.dtype), *extras,
+                                      out_dtype=node.outputs[0].dtype)]
 
     def infer_shape(self, node, input_shapes, input_values):
-        a, b, *bias = input_shapes
-        if a[1] != b[0] or (bias and bias[0] != (b[1],)):
+        a, b, *rest = input_shapes
+        bias, extras = rest[:int(self.has_bias)], rest[int(self.has_bias):]
+        if a[1] != b[0] or (bias and bias[0] != (b[1],)) or any(
+                tuple(e) != (a[0], b[1]) for e in extras):
             raise ValueError(f"{self}: shapes A {a}, B {b}"
-                             + (f", bias {bias[0]}" if bias else "") + " do not match")
+                             + (f", bias {bias[0]}" if bias else "")
+                             + "".join(f", E{j + 1} {e}" for j, e in enumerate(extras))
+                             + " do not match")
         return [(a[0], b[1])]
 
     def grad(self, inputs, output_grads):

@@ -1,6 +1,8 @@
 """Fuse a matrix product with the elementwise op that consumes it: ``f(x @ W + b)`` becomes
 ``DotEpilogue(f, bias)(x, W, b)`` when the product has no other client and ``f`` only involves
-the product, a row-vector bias added to it, and constants (run after elementwise fusion)."""
+the product, a row-vector bias added to it, constants, and other matrices of the product's type
+read at the same positions (``(d @ W.T) * h * (1 - h)``, a sigmoid layer's backward pass). Runs
+after elementwise fusion."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from .engine import rebuild
 #: scalar ops the OpenCL GEMM epilogue can evaluate on vectors
 EPILOGUE_OPS = ("add", "sub", "mul", "true_div", "neg", "exp", "log", "tanh", "sigmoid",
                 "relu", "maximum", "minimum", "square", "sqrt", "identity")
-
+#: comparisons it evaluates as 1 or 0, allowed where they only scale a float (``g * (h > 0)``)
+COMPARISONS = ("gt", "ge", "lt", "le")
 
 
 def _steps_of(node: Apply):
@@ -35,39 +38,68 @@ def _bias_vector(var: Variable) -> Variable | None:
     return None
 
 
-def _epilogue(node: Apply, clients) -> tuple[Composite, Variable, Variable | None] | None:
+def _supported(node: Apply, steps, nin: int) -> bool:
+    """Every step is an epilogue op, and comparisons only multiply float values."""
+    op = node.op.scalar_op
+    dtypes = [v.dtype for v in node.inputs] + list(
+        op.step_dtypes if isinstance(op, Composite) else [node.outputs[0].dtype])
+    out_dtype = node.outputs[0].dtype
+    for k, step in enumerate(steps):
+        if step[0] == "const":
+            if step[2] != out_dtype:
+                return False
+            continue
+        if step[0].name in COMPARISONS:
+            users = [u for u in steps if u[0] != "const" and nin + k in u[1]]
+            if k == len(steps) - 1 or any(
+                    u[0] != s.mul or any(dtypes[r] not in ("float32", "float64") for r in u[1]
+                                         if r != nin + k) for u in users):
+                return False
+        elif step[0].name not in EPILOGUE_OPS:
+            return False
+    return True
+
+
+def _epilogue(node: Apply, clients) -> tuple[Composite, Variable, Variable | None,
+                                              list[Variable]] | None:
+    """(epilogue, product, bias or None, extra matrices) when ``node`` can be fused."""
     out = node.outputs[0]
     if out.ndim != 2 or out.dtype not in ("float32", "float64"):
         return None
     dots = [i for i, v in enumerate(node.inputs)
             if v.owner is not None and isinstance(v.owner.op, Dot) and clients[v.id] == 1
             and v.type == out.type and all(x.ndim == 2 for x in v.owner.inputs)]
-    if len(dots) != 1 or len(node.inputs) > 2:
+    if not dots:
         return None
     d = dots[0]
     steps, nin = _steps_of(node)
-    if any(step[0] != "const" and step[0].name not in EPILOGUE_OPS for step in steps) or any(
-            step[0] == "const" and step[2] != out.dtype for step in steps):
+    if not _supported(node, steps, nin):
         return None
-    bias = None
-    if len(node.inputs) == 2:
-        b = 1 - d
-        bias = _bias_vector(node.inputs[b])
+    bias, extras, add_index = None, [], None
+    for b, var in enumerate(node.inputs):
+        if b == d:
+            continue
+        vector = _bias_vector(var)
         users = [k for k, step in enumerate(steps) if step[0] != "const"
                  and (d in step[1] or b in step[1])]
-        if bias is None or bias.dtype != out.dtype or len(users) != 1:
+        if vector is not None and bias is None and vector.dtype == out.dtype and \
+                len(users) == 1 and steps[users[0]][0] == s.add and \
+                sorted(steps[users[0]][1]) == sorted((d, b)):
+            bias, add_index = vector, users[0]
+        elif var.type == out.type:
+            extras.append(b)
+        else:
             return None
-        add_step = steps[users[0]]
-        if add_step[0] != s.add or sorted(add_step[1]) != sorted((d, b)):
-            return None
-        return _rebase(steps, nin, d, users[0], out.dtype), node.inputs[d], bias
-    return _rebase(steps, nin, d, None, out.dtype), node.inputs[d], None
+    composite = _rebase(steps, nin, d, add_index, extras, out.dtype)
+    return composite, node.inputs[d], bias, [node.inputs[e] for e in extras]
 
 
-def _rebase(steps, nin: int, d: int, add_index: int | None, dtype: str) -> Composite:
-    """The steps as a one-input composite of ``v``: the product ``d``, or the result of the
-    add step ``add_index`` (product plus bias) when given."""
+def _rebase(steps, nin: int, d: int, add_index: int | None, extras: list[int],
+            dtype: str) -> Composite:
+    """The steps as a composite of ``v`` (the product ``d``, or the result of the add step
+    ``add_index``, product plus bias, when given) and the ``extras`` inputs after it."""
     ref = {d: 0}
+    ref.update({e: 1 + j for j, e in enumerate(extras)})
     if add_index is not None:
         ref[nin + add_index] = 0
     new_steps = []
@@ -79,8 +111,9 @@ def _rebase(steps, nin: int, d: int, add_index: int | None, dtype: str) -> Compo
         else:
             op, refs = step
             new_steps.append((op, tuple(ref[r] for r in refs)))
-        ref[nin + k] = len(new_steps)
-    return Composite(1, new_steps or [(s.identity, (0,))], [dtype])
+        ref[nin + k] = len(new_steps) + len(extras)
+    return Composite(1 + len(extras), new_steps or [(s.identity, (0,))],
+                     [dtype] * (1 + len(extras)))
 
 
 def fuse_epilogues(outputs: Sequence[Variable]) -> list[Variable]:
@@ -91,9 +124,9 @@ def fuse_epilogues(outputs: Sequence[Variable]) -> list[Variable]:
         fused = _epilogue(node, clients) if isinstance(node.op, Elemwise) else None
         if fused is None:
             return None
-        composite, product, bias = fused
+        composite, product, bias, extras = fused
         a, b = (memo.get(v.id, v) for v in product.owner.inputs)
-        extra = [memo.get(bias.id, bias)] if bias is not None else []
-        return DotEpilogue(composite, bias is not None)(a, b, *extra)
+        rest = ([bias] if bias is not None else []) + extras
+        return DotEpilogue(composite, bias is not None)(a, b, *(memo.get(v.id, v) for v in rest))
 
     return rebuild(outputs, fuse)

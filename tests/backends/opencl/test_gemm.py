@@ -26,6 +26,12 @@ EPILOGUES = {
     RELU: lambda v: np.maximum(v, 0),
     SIGMOID: lambda v: 1 / (1 + np.exp(-v)),
 }
+# epilogues reading extra m x n operands e0, e1 (a sigmoid's and a dropout-masked ReLU's
+# gradients): OpenCL expression -> (number of extras, NumPy function)
+WITH_EXTRAS = {
+    "v * e0 * (1 - e0)": (1, lambda v, e0: v * e0 * (1 - e0)),
+    "v * 2 * e0 * (e1 > 0 ? 1.0f : 0.0f)": (2, lambda v, e0, e1: v * 2 * e0 * (e1 > 0)),
+}
 TRANS = {"NN": (False, False), "NT": (False, True), "TN": (True, False), "TT": (True, True)}
 
 
@@ -52,13 +58,13 @@ class Env:
         self.cache = ProgramCache()
         self.plans = {}
 
-    def plan(self, m, n, k, op="NN", dtype=np.float32, bias=False, epilogue=None):
-        key = (m, n, k, op, np.dtype(dtype), bias, epilogue)
+    def plan(self, m, n, k, op="NN", dtype=np.float32, bias=False, epilogue=None, extras=0):
+        key = (m, n, k, op, np.dtype(dtype), bias, epilogue, extras)
         if key not in self.plans:
             trans_a, trans_b = TRANS[op]
             self.plans[key] = gemm.GemmPlan(
                 self.context, m, n, k, trans_a=trans_a, trans_b=trans_b, dtype=dtype,
-                bias=bias, epilogue=epilogue, program_cache=self.cache,
+                bias=bias, epilogue=epilogue, extras=extras, program_cache=self.cache,
             )  # fmt: skip
         return self.plans[key]
 
@@ -71,8 +77,10 @@ class Env:
 
     def run(self, m, n, k, op="NN", dtype=np.float32, bias=False, epilogue=None,
             offsets=(0, 0, 0, 0), alpha=1.0, beta=0.0, seed=0):  # fmt: skip
-        """Run one product on the device; return (result, float64 NumPy reference)."""
-        plan = self.plan(m, n, k, op, dtype, bias, epilogue)
+        """Run one product on the device; return (result, float64 NumPy reference). An
+        epilogue of WITH_EXTRAS reads extra operands, each at offset 2 + its index."""
+        extras, epilogue_fn = WITH_EXTRAS.get(epilogue, (0, EPILOGUES.get(epilogue)))
+        plan = self.plan(m, n, k, op, dtype, bias, epilogue, extras)
         trans_a, trans_b = TRANS[op]
         rng = np.random.default_rng(seed)
         a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
@@ -81,10 +89,12 @@ class Env:
         c = np.full((m, n), np.nan, dtype) if beta == 0 else rng.standard_normal((m, n))
         c = c.astype(dtype)
         d = rng.standard_normal(n).astype(dtype)
+        e = [rng.standard_normal((m, n)).astype(dtype) for _ in range(extras)]
         bufs = [self.buffer(x, off) for x, off in zip((a, b, c, d), offsets)]
         plan.enqueue(
             self.queue, *bufs[:3], a_offset=offsets[0], b_offset=offsets[1],
             c_offset=offsets[2], bias=bufs[3] if bias else None, bias_offset=offsets[3],
+            extras=[(self.buffer(x, 2 + j), 2 + j) for j, x in enumerate(e)],
             alpha=alpha, beta=beta,
         )  # fmt: skip
         out = np.empty(offsets[2] + c.size + 5, dtype)
@@ -96,7 +106,7 @@ class Env:
             ref += beta * c
         if bias:
             ref += d
-        return got, EPILOGUES[epilogue](ref)
+        return got, epilogue_fn(ref, *e)
 
 
 def check(got, ref, k, dtype):
@@ -176,6 +186,24 @@ def test_kernel_paths(env, op, m, n, k, avx2, avx512, dtype):
     assert env.plan(m, n, k, op, dtype, True, SIGMOID)._gemm.function_name == kernel
     got, ref = env.run(m, n, k, op, dtype, True, SIGMOID, (3, 5, 7, 1), 0.5, 0.5)
     check(got, ref, k, dtype)
+
+
+@pytest.mark.parametrize("epilogue", list(WITH_EXTRAS))
+@pytest.mark.parametrize(("op", "m", "n", "k", "avx2", "avx512"), PATHS)
+def test_epilogues_reading_extra_operands(env, op, m, n, k, avx2, avx512, epilogue):
+    """Every store path (full, shifted last block with beta, padded, by columns) reads the
+    extra operands at the elements it stores."""
+    got, ref = env.run(m, n, k, op, np.float32, True, epilogue, (3, 5, 7, 1), 0.5, 0.5)
+    check(got, ref, k, np.float32)
+
+
+def test_extra_operands_are_checked(env):
+    plan = env.plan(4, 5, 6, "NN", np.float32, False, "v * e0", 1)
+    buf = env.buffer(np.zeros(40, np.float32), 0)
+    with pytest.raises(ValueError, match="1 extra epilogue operands; got 0"):
+        plan.enqueue(env.queue, buf, buf, buf)
+    with pytest.raises(ValueError, match=r"extras\[0\] needs 20 elements from offset 30"):
+        plan.enqueue(env.queue, buf, buf, buf, extras=[(buf, 30)])
 
 
 @pytest.mark.parametrize("bits", [256, 512])

@@ -354,3 +354,65 @@ def test_host_valued_inputs_and_random_streams_run_the_host_pass_every_call():
     draw = tg.function([], streams.uniform((5,)), device="opencl")
     first, second = draw(), draw()
     assert not np.array_equal(first, second)
+
+
+def _dot_epilogues(fn):
+    return [node.op for node in fn._program.nodes if type(node.op).__name__ == "DotEpilogue"]
+
+
+@pytest.mark.parametrize(("name", "build", "extras"), [
+    ("sigmoid", lambda p, h, m: p * h * (1 - h), 1),
+    ("relu", lambda p, h, m: p * (h > 0), 1),
+    ("dropout relu", lambda p, h, m: p * 2.0 * m * (h > 0), 2),
+    ("extra used twice", lambda p, h, m: p * h + h * h, 1),
+])
+def test_backward_products_read_activations_in_their_epilogue(name, build, extras):
+    """``(g @ W.T) * f(h)``, a layer's backward pass, runs as one product whose epilogue reads
+    h (and a dropout mask) at the positions it stores."""
+    rng = np.random.default_rng(7)
+    g, h, mask = tg.matrix("g"), tg.matrix("h"), tg.matrix("mask")
+    w = tg.shared(rng.normal(size=(37, 11)).astype("float32"), name="w")
+    out = build(g @ w.T, h, mask)
+    inputs = [g, h, mask] if extras == 2 else [g, h]
+    reference, opencl = both(inputs, out, on_unused_input="ignore")
+    values = [rng.normal(size=(9, 11)).astype("float32")] + [
+        rng.normal(size=(9, 37)).astype("float32") for _ in inputs[1:]]
+    np.testing.assert_allclose(opencl(*values), reference(*values), rtol=1e-5, atol=1e-5)
+    (op,) = _dot_epilogues(opencl)
+    assert op.n_extra == extras and not op.has_bias
+    assert not [node for node in opencl._program.nodes if type(node.op).__name__ == "Elemwise"]
+
+
+def test_bias_activation_and_an_extra_operand_in_one_epilogue():
+    rng = np.random.default_rng(8)
+    x, e = tg.matrix("x"), tg.matrix("e")
+    w = tg.shared(rng.normal(size=(20, 40)).astype("float32"), name="w")
+    b = tg.shared(rng.normal(size=40).astype("float32"), name="b")
+    reference, opencl = both([x, e], tg.sigmoid(x @ w + b) * e - e)
+    values = [rng.normal(size=(5, 20)).astype("float32"), rng.normal(size=(5, 40)).astype(
+        "float32")]
+    np.testing.assert_allclose(opencl(*values), reference(*values), rtol=1e-5, atol=1e-6)
+    (op,) = _dot_epilogues(opencl)
+    assert op.has_bias and op.n_extra == 1
+
+
+def test_comparisons_that_do_not_scale_a_float_stay_out_of_the_product():
+    """A comparison is 1 or 0 inside the product's epilogue, which is only right where it
+    multiplies a float: bool + bool (logical or) keeps its own kernel."""
+    g, h = tg.matrix("g"), tg.matrix("h")
+    w = tg.shared(np.eye(3, dtype="float32"), name="w")
+    out = (g @ w) * ((h > 0) + (h > 1))
+    reference, opencl = both([g, h], out)
+    values = [np.ones((2, 3), "float32"), np.full((2, 3), 2.0, "float32")]
+    np.testing.assert_allclose(opencl(*values), reference(*values))
+    assert not _dot_epilogues(opencl)
+
+
+def test_an_extra_operand_of_another_shape_is_an_error_naming_the_shapes():
+    g, h = tg.matrix("g"), tg.matrix("h")
+    w = tg.shared(np.eye(3, dtype="float32"), name="w")
+    reference, opencl = both([g, h], (g @ w) * h)
+    values = [np.ones((2, 3), "float32"), np.ones((4, 3), "float32")]
+    for fn in (reference, opencl):
+        with pytest.raises(ValueError, match=r"\(2, 3\).*\(4, 3\)|\(4, 3\).*\(2, 3\)"):
+            fn(*values)

@@ -279,10 +279,11 @@ def _coordinates(ndim: int) -> str:
 
 
 def epilogue_expression(composite: Composite, dtype: str) -> str:
-    """An OpenCL C expression in ``v`` computing the one-input ``composite``, valid for scalars
-    and vectors of ``dtype`` (the GEMM kernels apply it to vectors): no casts, literals that
-    widen, ``?:`` with component-wise conditions."""
-    values = ["v"]
+    """An OpenCL C expression in ``v`` (input 0 of ``composite``) and ``e0, e1, ...`` (its other
+    inputs), valid for scalars and vectors of ``dtype`` (the GEMM kernels apply it to vectors):
+    no casts, literals that widen, ``?:`` with component-wise conditions (comparisons give 1
+    or 0)."""
+    values = ["v"] + [f"e{j}" for j in range(len(composite.input_dtypes) - 1)]
     suffix = "f" if dtype == "float32" else ""
     for step in composite.steps:
         if step[0] == "const":
@@ -300,6 +301,8 @@ def epilogue_expression(composite: Composite, dtype: str) -> str:
             "sigmoid": f"({one} / ({one} + exp(-{a})))", "identity": a,
             "relu": f"({a} > {zero} ? {a} : {zero})",
             "maximum": f"({a} >= {b} ? {a} : {b})", "minimum": f"({a} <= {b} ? {a} : {b})",
+            **{name: f"({a} {symbol} {b} ? {one} : {zero})" for name, symbol in
+               (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))},
         }.get(op.name)
         if expr is None:
             raise NotImplementedError(f"scalar op {op.name} is not available in GEMM epilogues")

@@ -75,8 +75,14 @@ def _transpose(vt, vw, rows):
     return out
 
 
-def _store_rows(ctype, vt, vw, nv, bias, rows):
-    """Epilogue of a gemm block (accumulators c<row>_<vector>) of columns [cs, cs + NR).
+def _extra_args(names, extras):
+    """The epilogue's arguments after the result: ``names[j]`` for extra operand j."""
+    return "".join(f", {names[j]}" for j in range(extras))
+
+
+def _store_rows(ctype, vt, vw, nv, bias, rows, extras):
+    """Epilogue of a gemm block (accumulators c<row>_<vector>) of columns [cs, cs + NR); the
+    epilogue also reads the ``extras`` operands E0, E1, ... at the positions it stores.
 
     The block owns columns [lo, cs + NR). When N >= NR every block is full width and the last
     one is shifted left over its neighbour; with beta = 0 both write the same values there,
@@ -97,10 +103,13 @@ def _store_rows(ctype, vt, vw, nv, bias, rows):
             f"        __global {ctype} *cp = C + (size_t)(i0 + {r}) * N + cs;",
         ]
         for q in range(nv):
+            at = f"(size_t)(i0 + {r}) * N + cs + {q * vw}"
+            loads = [f"*(const __global vtu *)(E{j} + {at})" for j in range(extras)]
             out += [
                 f"        {vt} v{q} = alpha * c{r}_{q};",
                 f"        if (beta != 0) v{q} = beta * *(__global vtu *)(cp + {q * vw}) + v{q};",
-                f"        v{q} = epilogue({f'v{q} + d{q}' if bias else f'v{q}'});",
+                f"        v{q} = epilogue({f'v{q} + d{q}' if bias else f'v{q}'}"
+                f"{_extra_args(loads, extras)});",
             ]
         out.append("        if (skip == 0) {")
         out += [f"          *(__global vtu *)(cp + {q * vw}) = v{q};" for q in range(nv)]
@@ -113,6 +122,7 @@ def _store_rows(ctype, vt, vw, nv, bias, rows):
             "      }",
         ]
     out += ["    } else {", f"      union {{ {vt} v[{nv}]; {ctype} s[{nr}]; }} t;"]
+    out += [f"      union {{ {vt} v[{nv}]; {ctype} s[{nr}]; }} x{j};" for j in range(extras)]
     for r in range(rows):
         out += [
             f"      if (i0 + {r} < M) {{",
@@ -121,8 +131,11 @@ def _store_rows(ctype, vt, vw, nv, bias, rows):
             "        for (int c = 0; c < N; ++c) {",
             "          if (beta != 0) t.s[c] += beta * cp[c];",
             *(["          t.s[c] += bias[c];"] if bias else []),
+            *[f"          x{j}.s[c] = E{j}[(size_t)(i0 + {r}) * N + c];" for j in range(extras)],
             "        }",
-            *[f"        t.v[{q}] = epilogue(t.v[{q}]);" for q in range(nv)],
+            *[f"        t.v[{q}] = epilogue(t.v[{q}]"
+              f"{_extra_args([f'x{j}.v[{q}]' for j in range(extras)], extras)});"
+              for q in range(nv)],
             "        for (int c = 0; c < N; ++c) cp[c] = t.s[c];",
             "      }",
         ]
@@ -130,7 +143,7 @@ def _store_rows(ctype, vt, vw, nv, bias, rows):
     return out
 
 
-def _gemm_kernel(ctype, vw, a_mode, bias, mr):
+def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras):
     """MR x NR blocks of C from broadcasts of A times vectors of B.
 
     a_mode "rows": A is m x k, one pointer per row, k unrolled (kernel gemm_<mr>).
@@ -198,7 +211,7 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr):
             out += step(u)
         out += [f"      bp += {unroll} * bs;", *advance(unroll), "    }"]
     out += ["    for (; kk < K; ++kk) {", *step(0), "      bp += bs;", *advance(1), "    }"]
-    out += _store_rows(ctype, vt, vw, nv, bias, mr)
+    out += _store_rows(ctype, vt, vw, nv, bias, mr, extras)
     out += [
         "    if (++i == b0 * band + rows) {",
         "      if (++j == npan) {",
@@ -215,7 +228,7 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr):
     return out
 
 
-def _dot_kernel(ctype, vw, bias, rows):
+def _dot_kernel(ctype, vw, bias, rows, extras):
     """gemm_dot for op(B) = B^T: C blocks from vector dot products along k, nothing packed."""
     vt, cols = f"{ctype}{vw}", _DOT_COLS
     cvt = f"{ctype}{cols}"
@@ -261,30 +274,34 @@ def _dot_kernel(ctype, vw, bias, rows):
         value = f"({cvt})({', '.join(f't{r}_{c}' for c in range(cols))})"
         out += [
             f"    if (i0 + {r} < M) {{",
-            *_store_columns(ctype, cols, bias, f"(size_t)(i0 + {r}) * N + j0", value, "      "),
+            *_store_columns(ctype, cols, bias, f"(size_t)(i0 + {r}) * N + j0", value, "      ",
+                            extras),
             "    }",
         ]
     out += ["  }", "}", ""]
     return out
 
 
-def _store_columns(ctype, cols, bias, first, value, indent):
+def _store_columns(ctype, cols, bias, first, value, indent, extras):
     """C lines storing ``value`` (a ``cols``-wide vector of products) into the ``ncol`` row
-    elements of C from index ``first``: alpha, beta * C, bias (from column ``j0``), epilogue."""
+    elements of C from index ``first``: alpha, beta * C, bias (from column ``j0``), epilogue
+    (reading the extra operands E0, E1, ... at the same elements)."""
     return [indent + line for line in (
         f"__global {ctype} *cp = C + {first};",
         f"union {{ {ctype}{cols} v; {ctype} s[{cols}]; }} u;",
+        *[f"union {{ {ctype}{cols} v; {ctype} s[{cols}]; }} x{j};" for j in range(extras)],
         f"u.v = alpha * {value};",
         "for (int c = 0; c < ncol; ++c) {",
         "  if (beta != 0) u.s[c] += beta * cp[c];",
         *(["  u.s[c] += bias[j0 + c];"] if bias else []),
+        *[f"  x{j}.s[c] = E{j}[{first} + c];" for j in range(extras)],
         "}",
-        "u.v = epilogue(u.v);",
+        f"u.v = epilogue(u.v{_extra_args([f'x{j}.v' for j in range(extras)], extras)});",
         "for (int c = 0; c < ncol; ++c) cp[c] = u.s[c];",
     )]
 
 
-def _narrow_kernel(ctype, trans_a, trans_b, bias):
+def _narrow_kernel(ctype, trans_a, trans_b, bias, extras):
     """gemm_narrow: C narrower than a panel and little work in all (an MLP's last layer):
     each work-item computes whole rows of C, 4 columns at a time, from A and B in place."""
     cvt, cols = f"{ctype}4", 4
@@ -307,7 +324,7 @@ def _narrow_kernel(ctype, trans_a, trans_b, bias):
         f"        acc = {a_at} * ({cvt})({b_at('j0')}, {b_at('j1')}, {b_at('j2')}, "
         f"{b_at('j3')}) + acc;",
         f"      const int ncol = N - j0 < {cols} ? N - j0 : {cols};",
-        *_store_columns(ctype, cols, bias, "(size_t)i * N + j0", "acc", "      "),
+        *_store_columns(ctype, cols, bias, "(size_t)i * N + j0", "acc", "      ", extras),
         "    }",
         "  }",
         "}",
@@ -432,30 +449,36 @@ def _pack_at_kernel(ctype, mr):
 
 
 def program_source(
-    dtype, trans_a: bool, trans_b: bool, bias: bool, epilogue: str | None, bits: int = 256
+    dtype, trans_a: bool, trans_b: bool, bias: bool, epilogue: str | None, bits: int = 256,
+    extras: int = 0,
 ):
     """OpenCL source of every kernel a product of this kind may use (one program per kind).
 
     bits is the vector register width (see vector_bits). The epilogue is defined only for the
     vector widths in use, at most 8 lanes (16-lane vectors are split in halves): the pip PoCL
-    fails on a double8 exp it does not need.
+    fails on a double8 exp it does not need. Its arguments are the result v and the elements
+    e0, e1, ... of the ``extras`` operands at the same position.
     """
     ctype = _TYPES[np.dtype(dtype)]
     vw = bits // (8 * np.dtype(dtype).itemsize)
     widths = sorted({vw, 8, 4, 2})
+    halves = [[f"e{j}.{half}" for j in range(extras)] for half in ("lo", "hi")]
     lines = ["#pragma OPENCL EXTENSION cl_khr_fp64 : enable"] if ctype == "double" else []
     lines += [
         *[f"typedef {ctype}{w} __attribute__((aligned(sizeof({ctype})))) v{w}u;" for w in widths],
         f"typedef v{vw}u vtu;",
         *[
-            f"inline {ctype}{w} __attribute__((overloadable)) epilogue({ctype}{w} v) "
+            f"inline {ctype}{w} __attribute__((overloadable)) epilogue({ctype}{w} v"
+            f"{_extra_args([f'{ctype}{w} e{j}' for j in range(extras)], extras)}) "
             f"{{ return {epilogue or 'v'}; }}"
             for w in sorted({min(vw, 8), _DOT_COLS})
         ],
         *(
             [
-                f"inline {ctype}16 __attribute__((overloadable)) epilogue({ctype}16 v) "
-                f"{{ return ({ctype}16)(epilogue(v.lo), epilogue(v.hi)); }}"
+                f"inline {ctype}16 __attribute__((overloadable)) epilogue({ctype}16 v"
+                f"{_extra_args([f'{ctype}16 e{j}' for j in range(extras)], extras)}) "
+                f"{{ return ({ctype}16)(epilogue(v.lo{_extra_args(halves[0], extras)}), "
+                f"epilogue(v.hi{_extra_args(halves[1], extras)})); }}"
             ]
             if vw == 16
             else []
@@ -463,21 +486,23 @@ def program_source(
         f"#define GEMM_ARGS __global const {ctype} *A, const int a_off, "
         f"__global const {ctype} *B, const int b_off, __global {ctype} *C, const int c_off, "
         + (f"__global const {ctype} *bias, const int bias_off, " if bias else "")
+        + "".join(f"__global const {ctype} *E{j}, const int e{j}_off, " for j in range(extras))
         + "const int M, const int N, const int K, const int b_packed, const int band, "
         f"const int per_item, const {ctype} alpha, const {ctype} beta",
         "#define GEMM_OFFSETS A += a_off; B += b_off; C += c_off;"
-        + (" bias += bias_off;" if bias else ""),
+        + (" bias += bias_off;" if bias else "")
+        + "".join(f" E{j} += e{j}_off;" for j in range(extras)),
         "",
     ]
     for mr in _MR_CHOICES[bits]:
         for a_mode in ("panel", "cols") if trans_a else ("rows",):
-            lines += _gemm_kernel(ctype, vw, a_mode, bias, mr)
+            lines += _gemm_kernel(ctype, vw, a_mode, bias, mr, extras)
         if trans_a:
             lines += _pack_at_kernel(ctype, mr)
     lines += _pack_bt_kernel(ctype, vw) if trans_b else _pack_b_kernel(ctype, vw)
     if trans_b and not trans_a:
-        lines += _dot_kernel(ctype, vw, bias, _DOT_ROWS[bits])
-    lines += _narrow_kernel(ctype, trans_a, trans_b, bias)
+        lines += _dot_kernel(ctype, vw, bias, _DOT_ROWS[bits], extras)
+    lines += _narrow_kernel(ctype, trans_a, trans_b, bias, extras)
     return "\n".join(lines)
 
 
@@ -494,12 +519,15 @@ def _build(context, source, program_cache):
 
 
 class GemmPlan:
-    """One planned product C = epilogue(alpha * op(A) @ op(B) + beta * C + bias), shapes fixed.
+    """One planned product C = epilogue(alpha * op(A) @ op(B) + beta * C + bias, E0, ...), shapes
+    fixed.
 
     Storage is row-major: A is m x k (k x m if trans_a), B is k x n (n x k if trans_b; both
     transposes together work too), C is m x n, bias has n elements. `epilogue` is an OpenCL C
     expression in `v` valid for scalars and vectors of the dtype, e.g. "(v > 0 ? v : 0)" or
-    "1 / (1 + exp(-v))"; the kernels apply it to 4- and 8-wide vectors. The program, kernels
+    "1 / (1 + exp(-v))"; the kernels apply it to 4- and 8-wide vectors. With ``extras`` = k it
+    also reads e0 .. e(k-1), the elements of k more m x n row-major operands at the same
+    position (``v * e0 * (1 - e0)``: a sigmoid's gradient). The program, kernels
     and packing scratch are made here; enqueue enqueues one to three kernels, setting only the
     arguments that changed since the previous call. The scratch is reused, so enqueue a plan
     in order (in-order queue or wait_for).
@@ -517,6 +545,7 @@ class GemmPlan:
         dtype=np.float32,
         bias: bool = False,
         epilogue: str | None = None,
+        extras: int = 0,
         program_cache=None,
     ):
         shapes = f"m={m}, n={n}, k={k}"
@@ -540,9 +569,11 @@ class GemmPlan:
             raise ValueError(f"GemmPlan: operands of 2**31 elements or more ({shapes})")
         self.m, self.n, self.k, self.dtype = m, n, k, dtype
         self.trans_a, self.trans_b = bool(trans_a), bool(trans_b)
-        self.bias, self.epilogue = bool(bias), epilogue
+        self.bias, self.epilogue, self.extras = bool(bias), epilogue, int(extras)
         bits = vector_bits(context.devices[0])
-        self._source = program_source(dtype, self.trans_a, self.trans_b, self.bias, epilogue, bits)
+        self._source = program_source(
+            dtype, self.trans_a, self.trans_b, self.bias, epilogue, bits, self.extras
+        )
         program = _build(context, self._source, program_cache)
 
         size = dtype.itemsize
@@ -590,7 +621,7 @@ class GemmPlan:
         self._gemm = cl.Kernel(program, name)
         self._key = self._scalars = None
         self._gemm.set_scalar_arg_dtypes(
-            [None, np.int32] * (4 if self.bias else 3) + [np.int32] * 6 + [dtype.type] * 2
+            [None, np.int32] * (3 + self.bias + self.extras) + [np.int32] * 6 + [dtype.type] * 2
         )
 
     def _packer(self, program, name, count, cols, context, grid):
@@ -626,6 +657,7 @@ class GemmPlan:
         c_offset: int = 0,
         bias: cl.Buffer | None = None,
         bias_offset: int = 0,
+        extras=(),
         alpha: float = 1.0,
         beta: float = 0.0,
         wait_for=None,
@@ -636,7 +668,8 @@ class GemmPlan:
         alpha and beta only when they change: repeated calls cost about one kernel launch each.
         """
         launches = self.bind(a, b, c, a_offset=a_offset, b_offset=b_offset, c_offset=c_offset,
-                             bias=bias, bias_offset=bias_offset, alpha=alpha, beta=beta)
+                             bias=bias, bias_offset=bias_offset, extras=extras, alpha=alpha,
+                             beta=beta)
         event = None
         for kernel, grid, local in launches:
             event = cl.enqueue_nd_range_kernel(queue, kernel, grid, local, wait_for=wait_for)
@@ -644,14 +677,17 @@ class GemmPlan:
         return event
 
     def bind(self, a, b, c, *, a_offset=0, b_offset=0, c_offset=0, bias=None, bias_offset=0,
-             alpha=1.0, beta=0.0) -> list[tuple]:
+             extras=(), alpha=1.0, beta=0.0) -> list[tuple]:
         """Set the kernel arguments for these operands and return the launches, (kernel,
-        global size, local size) in order, that compute the product when enqueued."""
-        key = (id(a), id(b), id(c), a_offset, b_offset, c_offset, id(bias), bias_offset)
+        global size, local size) in order, that compute the product when enqueued. ``extras``
+        are (buffer, offset) pairs of the epilogue's extra operands."""
+        extras = tuple(extras)
+        key = (id(a), id(b), id(c), a_offset, b_offset, c_offset, id(bias), bias_offset,
+               tuple((id(buf), offset) for buf, offset in extras))
         if key != self._key:
             self._key = None
-            self._bind(a, b, c, a_offset, b_offset, c_offset, bias, bias_offset)
-            self._key, self._bound = key, (a, b, c, bias)  # keep the ids in use
+            self._bind(a, b, c, a_offset, b_offset, c_offset, bias, bias_offset, extras)
+            self._key, self._bound = key, (a, b, c, bias, extras)  # keep the ids in use
             self._scalars = None
         if (alpha, beta) != self._scalars:
             self._gemm_args[-2:] = alpha, beta
@@ -659,7 +695,7 @@ class GemmPlan:
             self._scalars = alpha, beta
         return self._launches
 
-    def _bind(self, a, b, c, a_offset, b_offset, c_offset, bias, bias_offset):
+    def _bind(self, a, b, c, a_offset, b_offset, c_offset, bias, bias_offset, extras):
         """Check the operands and set every kernel argument but alpha and beta."""
         m, n, k = self.m, self.n, self.k
         self._check("a", a, a_offset, m * k)
@@ -674,6 +710,14 @@ class GemmPlan:
         if self.bias:
             self._check("bias", bias, bias_offset, n)
             bias_args = (bias, bias_offset)
+        if len(extras) != self.extras:
+            raise ValueError(
+                f"GemmPlan: the plan was built for {self.extras} extra epilogue operands; "
+                f"got {len(extras)}"
+            )
+        for j, (buf, offset) in enumerate(extras):
+            self._check(f"extras[{j}]", buf, offset, m * n)
+            bias_args += (buf, offset)
         operands = [(a, a_offset), (b, b_offset)]
         self._packs = []
         for i, packer in enumerate((self._pack_a, self._pack_b)):

@@ -64,14 +64,15 @@ class GemmLaunch:
 
     def __init__(self, plan, a: DeviceArray, b: DeviceArray, c: DeviceArray, label: str,
                  alpha: float | Callable = 1.0, beta: float | Callable = 0.0,
-                 bias: DeviceArray | None = None):
+                 bias: DeviceArray | None = None, extras: list[DeviceArray] = ()):
         self.plan, self.a, self.b, self.c, self.bias = plan, a, b, c, bias
+        self.extras = list(extras)
         self.alpha, self.beta = alpha, beta
         self.label = label
         self.source = plan.source()
 
     def arrays(self) -> list[DeviceArray]:
-        return [a for a in (self.a, self.b, self.c, self.bias) if a is not None]
+        return [a for a in (self.a, self.b, self.c, self.bias, *self.extras) if a is not None]
 
     def finalize(self, host_values: dict) -> None:
         """Bind the kernels once when no operand offset, alpha or beta changes per call."""
@@ -97,7 +98,8 @@ class GemmLaunch:
             b_offset=self.b.resolve_offset(host_values),
             c_offset=self.c.resolve_offset(host_values),
             alpha=self.alpha(host_values) if callable(self.alpha) else self.alpha,
-            beta=self.beta(host_values) if callable(self.beta) else self.beta, **extra)
+            beta=self.beta(host_values) if callable(self.beta) else self.beta,
+            extras=[(e.cl_buffer, e.resolve_offset(host_values)) for e in self.extras], **extra)
 
 
 class UploadLaunch:

@@ -443,10 +443,10 @@ class Plan:
         return own
 
     def gemm_plan(self, m, n, k, trans_a, trans_b, dtype, bias: bool = False,
-                  epilogue: str | None = None) -> GemmPlan:
+                  epilogue: str | None = None, extras: int = 0) -> GemmPlan:
         """A new GEMM plan (each launch gets its own: plans own their packing scratch)."""
         return GemmPlan(self.runtime.context, m, n, k, trans_a=trans_a, trans_b=trans_b,
-                        dtype=dtype, bias=bias, epilogue=epilogue,
+                        dtype=dtype, bias=bias, epilogue=epilogue, extras=extras,
                         program_cache=self.runtime.program_cache)
 
     def host_fallback(self, node) -> None:

@@ -279,12 +279,15 @@ def lower_gemm(builder, node) -> None:
 
 
 def lower_dot_epilogue(builder, node) -> None:
-    """``epilogue(A @ B + bias)`` as one GEMM whose kernels add the bias and apply the
-    epilogue to each block of results before storing it."""
-    a_var, b_var, *bias_var = node.inputs
+    """``epilogue(A @ B + bias, E1, ...)`` as one GEMM whose kernels add the bias and apply the
+    epilogue, reading the extra matrices alongside, to each block of results before storing
+    it."""
+    a_var, b_var, *rest = node.inputs
     a, trans_a = _gemm_operand(builder, node, builder.array(a_var))
     b, trans_b = _gemm_operand(builder, node, builder.array(b_var))
-    bias = contiguous(builder, node, builder.array(bias_var[0])) if bias_var else None
+    operands = [contiguous(builder, node, builder.array(v)) for v in rest]
+    bias = operands[0] if node.op.has_bias else None
+    extras = operands[int(node.op.has_bias):]
     m, k = a.shape
     n = b.shape[1]
     target = builder.new_array(node.outputs[0])
@@ -295,8 +298,9 @@ def lower_dot_epilogue(builder, node) -> None:
         builder.runtime.require_fp64(str(node.op))
     epilogue = epilogue_expression(node.op.epilogue, target.dtype.name)
     plan = builder.gemm_plan(m, n, k, trans_a, trans_b, target.dtype.name,
-                             bias=bias is not None, epilogue=epilogue)
-    builder.add_launch(GemmLaunch(plan, a, b, target, label=str(node.op), bias=bias))
+                             bias=bias is not None, epilogue=epilogue, extras=len(extras))
+    builder.add_launch(GemmLaunch(plan, a, b, target, label=str(node.op), bias=bias,
+                                  extras=extras))
 
 
 LOWERINGS = {
