@@ -329,3 +329,26 @@ def test_product_epilogues_with_extra_operands_keep_their_values():
     want = tg.function([x, h], outputs, device="numpy", rewrite=False)(*values)
     for g, w_ in zip(got, want):
         np.testing.assert_allclose(g, w_, rtol=1e-6, atol=1e-6)
+
+
+def test_weight_and_bias_updates_become_one_node_that_keeps_their_values():
+    """The OpenCL pipeline's GemmColumnSums (a Gemm and a column-sum update of its B), run by
+    the NumPy reference, gives the unfused values; a bias update of another matrix stays."""
+    from tinygraph.ops.gemm_column_sums import GemmColumnSums
+    from tinygraph.rewrite import OPENCL_PIPELINE
+
+    rng = np.random.default_rng(4)
+    h, d, e = tg.matrix("h"), tg.matrix("d"), tg.matrix("e")
+    w = tg.shared(rng.normal(size=(6, 5)).astype("float32"), name="w")
+    b = tg.shared(rng.normal(size=5).astype("float32"), name="b")
+    c = tg.shared(rng.normal(size=5).astype("float32"), name="c")
+    outputs = [w - 0.1 * (h.T @ d), tg.sum(d, axis=0) * 0.5 + b, c - tg.sum(e, axis=0)]
+    fused = optimize(outputs, OPENCL_PIPELINE)
+    nodes = [node for node in toposort(fused) if isinstance(node.op, GemmColumnSums)]
+    assert len(nodes) == 1 and nodes[0].outputs[1] in fused
+    values = [rng.normal(size=(3, 6)).astype("float32"), rng.normal(size=(3, 5)).astype(
+        "float32"), rng.normal(size=(3, 5)).astype("float32")]
+    got = tg.function([h, d, e], fused, device="numpy", rewrite=False)(*values)
+    want = tg.function([h, d, e], outputs, device="numpy", rewrite=False)(*values)
+    for g, w_ in zip(got, want):
+        np.testing.assert_allclose(g, w_, rtol=1e-6, atol=1e-6)

@@ -142,13 +142,15 @@ class DotEpilogue(Op):
     def infer_shape(self, node, input_shapes, input_values):
         a, b, *rest = input_shapes
         bias, extras = rest[:int(self.has_bias)], rest[int(self.has_bias):]
-        if a[1] != b[0] or (bias and bias[0] != (b[1],)) or any(
-                tuple(e) != (a[0], b[1]) for e in extras):
+        if a[1] != b[0] or (bias and bias[0] != (b[1],)):
             raise ValueError(f"{self}: shapes A {a}, B {b}"
-                             + (f", bias {bias[0]}" if bias else "")
-                             + "".join(f", E{j + 1} {e}" for j, e in enumerate(extras))
-                             + " do not match")
-        return [(a[0], b[1])]
+                             + (f", bias {bias[0]}" if bias else "") + " do not match")
+        product = (a[0], b[1])
+        for j, e in enumerate(extras):
+            if tuple(e) != product:
+                raise ValueError(f"{self}: the product A {a} @ B {b} has shape {product}, but "
+                                 f"the epilogue's operand E{j + 1} has shape {tuple(e)}")
+        return [product]
 
     def grad(self, inputs, output_grads):
         raise NotImplementedError("DotEpilogue is created by rewrites after differentiation")

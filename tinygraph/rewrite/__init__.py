@@ -13,9 +13,11 @@ from .engine import RewritePass
 from .epilogue import fuse_epilogues
 from .fusion import fuse_elemwise
 from .gemm import rewrite_gemm
+from .gemm_column_sums import fuse_gemm_column_sums
 from .merge import merge
 from .reduce_epilogue import fuse_reduce_epilogues
 from .stabilize import STABILIZE
+from .take_rows import fuse_row_gathers
 
 constant_folding = RewritePass("constant_folding", [fold_constants])
 canonicalize = RewritePass("canonicalize", CANONICALIZE + (crossentropy_grad_of_fill,))
@@ -24,10 +26,13 @@ stabilize_pass = RewritePass("stabilize", STABILIZE)
 #: the passes ``function`` runs, in order
 DEFAULT_PIPELINE = (merge, constant_folding, canonicalize, stabilize_pass, canonicalize, merge)
 #: the OpenCL backend also turns updates into in-place products, computes a crossentropy with
-#: its gradient, and fuses elementwise chains, product epilogues and reduction epilogues
+#: its gradient, fuses elementwise chains, product epilogues and reduction epilogues (a bias
+#: update into its weight update's product), and gathers the rows selected by one index in
+#: one node (after DEFAULT_PIPELINE's final merge,
+#: so equal index computations are already one variable)
 OPENCL_PIPELINE = DEFAULT_PIPELINE + (rewrite_gemm, constant_folding, fuse_crossentropy_with_grad,
                                       fuse_elemwise, fuse_epilogues, fuse_reduce_epilogues,
-                                      merge)
+                                      fuse_gemm_column_sums, fuse_row_gathers, merge)
 
 
 def optimize(outputs: Sequence[Variable], passes=DEFAULT_PIPELINE) -> list[Variable]:
@@ -45,6 +50,8 @@ def stabilize(outputs: Sequence[Variable]) -> list[Variable]:
 
 
 __all__ = ["DEFAULT_PIPELINE", "OPENCL_PIPELINE", "RewritePass", "fuse_elemwise", "fuse_epilogues",
-           "fuse_crossentropy_with_grad", "fuse_reduce_epilogues", "rewrite_gemm",
+           "fuse_crossentropy_with_grad", "fuse_reduce_epilogues", "fuse_row_gathers",
+           "fuse_gemm_column_sums",
+           "rewrite_gemm",
            "optimize",
            "stabilize", "merge", "constant_folding", "canonicalize", "stabilize_pass"]

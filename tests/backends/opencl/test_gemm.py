@@ -200,10 +200,44 @@ def test_epilogues_reading_extra_operands(env, op, m, n, k, avx2, avx512, epilog
 def test_extra_operands_are_checked(env):
     plan = env.plan(4, 5, 6, "NN", np.float32, False, "v * e0", 1)
     buf = env.buffer(np.zeros(40, np.float32), 0)
-    with pytest.raises(ValueError, match="1 extra epilogue operands; got 0"):
+    with pytest.raises(ValueError, match="1 extra epilogue operands and 0 column-sum operands; "
+                       "got 0 in all"):
         plan.enqueue(env.queue, buf, buf, buf)
     with pytest.raises(ValueError, match=r"extras\[0\] needs 20 elements from offset 30"):
         plan.enqueue(env.queue, buf, buf, buf, extras=[(buf, 30)])
+
+
+@pytest.mark.parametrize(("column_epilogue", "operands", "in_place"),
+                         [("o0 - 0.5f * s", 1, False), ("o0 - 0.5f * s", 1, True), ("s", 0, False)])
+@pytest.mark.parametrize(("op", "m", "n", "k", "avx2", "avx512"), PATHS)
+def test_column_sums_of_b_beside_the_product(env, op, m, n, k, avx2, avx512, column_epilogue,
+                                             operands, in_place):
+    """V = column_epilogue(sums over k of op(B), O0): a layer's bias update computed by the
+    kernel of its weight update, on every kernel path, beside an in-place C update; in place
+    (V is O0) every column is updated exactly once."""
+    trans_a, trans_b = TRANS[op]
+    plan = gemm.GemmPlan(env.context, m, n, k, trans_a=trans_a, trans_b=trans_b,
+                         column_epilogue=column_epilogue, columns=operands,
+                         program_cache=env.cache)
+    assert plan._gemm.function_name != "gemm_dot"
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    c, o = rng.standard_normal((m, n)).astype(np.float32), rng.standard_normal(n).astype(
+        np.float32)
+    bufs = [env.buffer(x, off) for x, off in zip((a, b, c, o), (3, 5, 7, 2))]
+    v, v_offset = (bufs[3], 2) if in_place else (env.buffer(np.zeros(n, np.float32), 4), 4)
+    plan.enqueue(env.queue, *bufs[:3], a_offset=3, b_offset=5, c_offset=7,
+                 column_sums=[(v, v_offset)] + [(bufs[3], 2)] * operands, alpha=-0.5, beta=1.0)
+    got_c, got_v = np.empty(7 + c.size + 5, np.float32), np.empty(v_offset + n + 5, np.float32)
+    cl.enqueue_copy(env.queue, got_c, bufs[2])
+    cl.enqueue_copy(env.queue, got_v, v)
+    op_b = (b.T if trans_b else b).astype(np.float64)
+    ref_c = c - 0.5 * (a.T if trans_a else a).astype(np.float64) @ op_b
+    check(got_c[7:7 + c.size].reshape(m, n), ref_c, k, np.float32)
+    sums = op_b.sum(axis=0)
+    check(got_v[v_offset:v_offset + n], o - 0.5 * sums if operands else sums, k, np.float32)
+    assert np.isnan(got_v[:v_offset]).all() and np.isnan(got_v[v_offset + n:]).all()
 
 
 @pytest.mark.parametrize("bits", [256, 512])

@@ -416,3 +416,48 @@ def test_an_extra_operand_of_another_shape_is_an_error_naming_the_shapes():
     for fn in (reference, opencl):
         with pytest.raises(ValueError, match=r"\(2, 3\).*\(4, 3\)|\(4, 3\).*\(2, 3\)"):
             fn(*values)
+
+
+def _sgd_layer(batch_rows, in_place=True, lmbda=0.0):
+    """One dense layer's SGD updates on a given gradient: W - eta * (h.T @ d) (with L2
+    decay) and b - eta * sum(d, 0)."""
+    rng = np.random.default_rng(batch_rows)
+    h, d = tg.matrix("h"), tg.matrix("d")
+    w = tg.shared(rng.normal(size=(37, 45)).astype("float32"), name="w")
+    b = tg.shared(rng.normal(size=45).astype("float32"), name="b")
+    new_w = w - 0.1 * (h.T @ d) - lmbda * w
+    new_b = b - 0.1 * tg.sum(d, axis=0)
+    values = [rng.normal(size=(batch_rows, 37)).astype("float32"),
+              rng.normal(size=(batch_rows, 45)).astype("float32")]
+    return [h, d], (w, new_w), (b, new_b), values
+
+
+@pytest.mark.parametrize("batch_rows", [10, 256, 0])
+def test_a_layers_weight_and_bias_updates_run_as_one_product(batch_rows):
+    results = {}
+    for device in ("numpy", "opencl"):
+        inputs, (w, new_w), (b, new_b), values = _sgd_layer(batch_rows, lmbda=0.01)
+        fn = tg.function(inputs, [], updates=[(w, new_w), (b, new_b)], device=device)
+        for _ in range(3):
+            fn(*values)
+        results[device] = w.get_value(), b.get_value(), fn
+    for got, want in zip(results["opencl"][:2], results["numpy"][:2]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    source = results["opencl"][2].kernels_source()
+    if batch_rows:
+        assert source.count("/* GemmColumnSums") == 1 and source.count(" in place */") == 1
+    else:
+        assert "GemmColumnSums" in source and "NumPy on the host" in source
+
+
+def test_a_fused_bias_update_that_is_also_an_output_is_not_written_in_place():
+    """The output must be the new bias, read after the call: the fused product stores it in
+    a buffer of its own and the update copies it into the bias."""
+    inputs, (w, new_w), (b, new_b), values = _sgd_layer(10)
+    reference = tg.function(inputs, new_b, device="numpy", on_unused_input="ignore")
+    fn = tg.function(inputs, new_b, updates=[(w, new_w), (b, new_b)], device="opencl")
+    expected = reference(*values)
+    np.testing.assert_allclose(fn(*values), expected, rtol=1e-5)
+    np.testing.assert_allclose(b.get_value(), expected, rtol=1e-5)
+    assert "/* GemmColumnSums" in fn.kernels_source()
+    assert " in place */" in fn.kernels_source()  # the weights

@@ -278,12 +278,13 @@ def _coordinates(ndim: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def epilogue_expression(composite: Composite, dtype: str) -> str:
+def epilogue_expression(composite: Composite, dtype: str, names=None) -> str:
     """An OpenCL C expression in ``v`` (input 0 of ``composite``) and ``e0, e1, ...`` (its other
-    inputs), valid for scalars and vectors of ``dtype`` (the GEMM kernels apply it to vectors):
-    no casts, literals that widen, ``?:`` with component-wise conditions (comparisons give 1
-    or 0)."""
-    values = ["v"] + [f"e{j}" for j in range(len(composite.input_dtypes) - 1)]
+    inputs), or in ``names`` when given, valid for scalars and vectors of ``dtype`` (the GEMM
+    kernels apply it to vectors): no casts, literals that widen, ``?:`` with component-wise
+    conditions (comparisons give 1 or 0)."""
+    values = list(names) if names is not None else ["v"] + [
+        f"e{j}" for j in range(len(composite.input_dtypes) - 1)]
     suffix = "f" if dtype == "float32" else ""
     for step in composite.steps:
         if step[0] == "const":

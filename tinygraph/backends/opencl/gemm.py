@@ -143,7 +143,7 @@ def _store_rows(ctype, vt, vw, nv, bias, rows, extras):
     return out
 
 
-def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras):
+def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns):
     """MR x NR blocks of C from broadcasts of A times vectors of B.
 
     a_mode "rows": A is m x k, one pointer per row, k unrolled (kernel gemm_<mr>).
@@ -212,6 +212,8 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras):
         out += [f"      bp += {unroll} * bs;", *advance(unroll), "    }"]
     out += ["    for (; kk < K; ++kk) {", *step(0), "      bp += bs;", *advance(1), "    }"]
     out += _store_rows(ctype, vt, vw, nv, bias, mr, extras)
+    if columns is not None:
+        out += _column_sums_of_block(ctype, vt, vw, nv, columns)
     out += [
         "    if (++i == b0 * band + rows) {",
         "      if (++j == npan) {",
@@ -224,6 +226,29 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras):
         "  }",
         "}",
         "",
+    ]
+    return out
+
+
+def _column_sums_of_block(ctype, vt, vw, nv, columns):
+    """Lines run by the first row block of each panel: the sums over k of op(B)'s columns,
+    passed with the ``columns`` vectors O0, O1, ... to column_epilogue and stored into V for
+    the columns the block owns (the shifted last block skips its neighbour's)."""
+    nr = vw * nv
+    out = [
+        "    if (i == 0) {",
+        f"      const __global {ctype} *q = b_packed ? B + (size_t)j * K * {nr} : B + cs;",
+        f"      const size_t qs = b_packed ? {nr} : N;",
+        f"      union {{ {vt} v[{nv}]; {ctype} s[{nr}]; }} t;",
+        *[f"      t.v[{q}] = 0;" for q in range(nv)],
+        "      for (int kk = 0; kk < K; ++kk, q += qs) {",
+        *[f"        t.v[{q}] += *(const __global vtu *)(q + {q * vw});" for q in range(nv)],
+        "      }",
+        f"      const int c0 = N >= {nr} ? lo - cs : 0, c1 = N >= {nr} ? {nr} : N;",
+        "      for (int c = c0; c < c1; ++c)",
+        "        V[cs + c] = column_epilogue(t.s[c]"
+        + "".join(f", O{j}[cs + c]" for j in range(columns)) + ");",
+        "    }",
     ]
     return out
 
@@ -301,7 +326,7 @@ def _store_columns(ctype, cols, bias, first, value, indent, extras):
     )]
 
 
-def _narrow_kernel(ctype, trans_a, trans_b, bias, extras):
+def _narrow_kernel(ctype, trans_a, trans_b, bias, extras, columns):
     """gemm_narrow: C narrower than a panel and little work in all (an MLP's last layer):
     each work-item computes whole rows of C, 4 columns at a time, from A and B in place."""
     cvt, cols = f"{ctype}4", 4
@@ -326,6 +351,16 @@ def _narrow_kernel(ctype, trans_a, trans_b, bias, extras):
         f"      const int ncol = N - j0 < {cols} ? N - j0 : {cols};",
         *_store_columns(ctype, cols, bias, "(size_t)i * N + j0", "acc", "      ", extras),
         "    }",
+        *([] if columns is None else [
+            "    if (i == 0) {",
+            "      for (int j = 0; j < N; ++j) {",
+            f"        {ctype} t = 0;",
+            f"        for (int p = 0; p < K; ++p) t += {b_at('j')};",
+            "        V[j] = column_epilogue(t" + "".join(f", O{o}[j]" for o in range(columns))
+            + ");",
+            "      }",
+            "    }",
+        ]),
         "  }",
         "}",
         "",
@@ -451,13 +486,17 @@ def _pack_at_kernel(ctype, mr):
 def program_source(
     dtype, trans_a: bool, trans_b: bool, bias: bool, epilogue: str | None, bits: int = 256,
     extras: int = 0,
+    column_epilogue: str | None = None,
+    columns: int = 0,
 ):
     """OpenCL source of every kernel a product of this kind may use (one program per kind).
 
     bits is the vector register width (see vector_bits). The epilogue is defined only for the
     vector widths in use, at most 8 lanes (16-lane vectors are split in halves): the pip PoCL
     fails on a double8 exp it does not need. Its arguments are the result v and the elements
-    e0, e1, ... of the ``extras`` operands at the same position.
+    e0, e1, ... of the ``extras`` operands at the same position. With a ``column_epilogue``
+    (an expression in s, o0, o1, ...) the kernels also store V[j] = column_epilogue(sum over k
+    of op(B)[k, j], O0[j], ...) for ``columns`` vector operands O (no gemm_dot kernel then).
     """
     ctype = _TYPES[np.dtype(dtype)]
     vw = bits // (8 * np.dtype(dtype).itemsize)
@@ -487,22 +526,35 @@ def program_source(
         f"__global const {ctype} *B, const int b_off, __global {ctype} *C, const int c_off, "
         + (f"__global const {ctype} *bias, const int bias_off, " if bias else "")
         + "".join(f"__global const {ctype} *E{j}, const int e{j}_off, " for j in range(extras))
+        + (f"__global {ctype} *V, const int v_off, " if column_epilogue else "")
+        + "".join(f"__global const {ctype} *O{j}, const int o{j}_off, "
+                  for j in range(columns if column_epilogue else 0))
         + "const int M, const int N, const int K, const int b_packed, const int band, "
         f"const int per_item, const {ctype} alpha, const {ctype} beta",
         "#define GEMM_OFFSETS A += a_off; B += b_off; C += c_off;"
         + (" bias += bias_off;" if bias else "")
-        + "".join(f" E{j} += e{j}_off;" for j in range(extras)),
+        + "".join(f" E{j} += e{j}_off;" for j in range(extras))
+        + (" V += v_off;" if column_epilogue else "")
+        + "".join(f" O{j} += o{j}_off;" for j in range(columns if column_epilogue else 0)),
         "",
     ]
+    if column_epilogue:
+        lines += [
+            f"inline {ctype} column_epilogue({ctype} s"
+            + "".join(f", {ctype} o{j}" for j in range(columns))
+            + f") {{ return {column_epilogue}; }}",
+            "",
+        ]
+    columns = columns if column_epilogue else None
     for mr in _MR_CHOICES[bits]:
         for a_mode in ("panel", "cols") if trans_a else ("rows",):
-            lines += _gemm_kernel(ctype, vw, a_mode, bias, mr, extras)
+            lines += _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns)
         if trans_a:
             lines += _pack_at_kernel(ctype, mr)
     lines += _pack_bt_kernel(ctype, vw) if trans_b else _pack_b_kernel(ctype, vw)
-    if trans_b and not trans_a:
+    if trans_b and not trans_a and columns is None:
         lines += _dot_kernel(ctype, vw, bias, _DOT_ROWS[bits], extras)
-    lines += _narrow_kernel(ctype, trans_a, trans_b, bias, extras)
+    lines += _narrow_kernel(ctype, trans_a, trans_b, bias, extras, columns)
     return "\n".join(lines)
 
 
@@ -527,7 +579,10 @@ class GemmPlan:
     expression in `v` valid for scalars and vectors of the dtype, e.g. "(v > 0 ? v : 0)" or
     "1 / (1 + exp(-v))"; the kernels apply it to 4- and 8-wide vectors. With ``extras`` = k it
     also reads e0 .. e(k-1), the elements of k more m x n row-major operands at the same
-    position (``v * e0 * (1 - e0)``: a sigmoid's gradient). The program, kernels
+    position (``v * e0 * (1 - e0)``: a sigmoid's gradient). With a ``column_epilogue``, an
+    expression in s and o0 .. o(k-1) for ``columns`` = k, the product also stores the n-vector
+    V = column_epilogue(column sums of op(B), O0, ...) (``o0 - 0.1f * s``: the bias update
+    beside its layer's weight update). The program, kernels
     and packing scratch are made here; enqueue enqueues one to three kernels, setting only the
     arguments that changed since the previous call. The scratch is reused, so enqueue a plan
     in order (in-order queue or wait_for).
@@ -546,6 +601,8 @@ class GemmPlan:
         bias: bool = False,
         epilogue: str | None = None,
         extras: int = 0,
+        column_epilogue: str | None = None,
+        columns: int = 0,
         program_cache=None,
     ):
         shapes = f"m={m}, n={n}, k={k}"
@@ -570,16 +627,19 @@ class GemmPlan:
         self.m, self.n, self.k, self.dtype = m, n, k, dtype
         self.trans_a, self.trans_b = bool(trans_a), bool(trans_b)
         self.bias, self.epilogue, self.extras = bool(bias), epilogue, int(extras)
+        self.column_epilogue = column_epilogue
+        self.columns = int(columns) if column_epilogue else 0
         bits = vector_bits(context.devices[0])
         self._source = program_source(
-            dtype, self.trans_a, self.trans_b, self.bias, epilogue, bits, self.extras
+            dtype, self.trans_a, self.trans_b, self.bias, epilogue, bits, self.extras,
+            column_epilogue, self.columns,
         )
         program = _build(context, self._source, program_cache)
 
         size = dtype.itemsize
         nr = bits // (8 * size) * _NV
         self._pack_a = self._pack_b = None
-        if self.trans_b and not self.trans_a and m <= _DOT_MAX_M:
+        if self.trans_b and not self.trans_a and m <= _DOT_MAX_M and not column_epilogue:
             name, mr = "gemm_dot", _DOT_ROWS[bits]
             blocks, block_work = -(-m // mr) * -(-n // _DOT_COLS), mr * _DOT_COLS * k
             b_packed = False
@@ -621,7 +681,9 @@ class GemmPlan:
         self._gemm = cl.Kernel(program, name)
         self._key = self._scalars = None
         self._gemm.set_scalar_arg_dtypes(
-            [None, np.int32] * (3 + self.bias + self.extras) + [np.int32] * 6 + [dtype.type] * 2
+            [None, np.int32] * (3 + self.bias + self.extras + bool(column_epilogue) + self.columns)
+            + [np.int32] * 6
+            + [dtype.type] * 2
         )
 
     def _packer(self, program, name, count, cols, context, grid):
@@ -658,6 +720,7 @@ class GemmPlan:
         bias: cl.Buffer | None = None,
         bias_offset: int = 0,
         extras=(),
+        column_sums=None,
         alpha: float = 1.0,
         beta: float = 0.0,
         wait_for=None,
@@ -668,8 +731,8 @@ class GemmPlan:
         alpha and beta only when they change: repeated calls cost about one kernel launch each.
         """
         launches = self.bind(a, b, c, a_offset=a_offset, b_offset=b_offset, c_offset=c_offset,
-                             bias=bias, bias_offset=bias_offset, extras=extras, alpha=alpha,
-                             beta=beta)
+                             bias=bias, bias_offset=bias_offset, extras=extras,
+                             column_sums=column_sums, alpha=alpha, beta=beta)
         event = None
         for kernel, grid, local in launches:
             event = cl.enqueue_nd_range_kernel(queue, kernel, grid, local, wait_for=wait_for)
@@ -677,17 +740,19 @@ class GemmPlan:
         return event
 
     def bind(self, a, b, c, *, a_offset=0, b_offset=0, c_offset=0, bias=None, bias_offset=0,
-             extras=(), alpha=1.0, beta=0.0) -> list[tuple]:
+             extras=(), column_sums=None, alpha=1.0, beta=0.0) -> list[tuple]:
         """Set the kernel arguments for these operands and return the launches, (kernel,
         global size, local size) in order, that compute the product when enqueued. ``extras``
-        are (buffer, offset) pairs of the epilogue's extra operands."""
-        extras = tuple(extras)
+        are (buffer, offset) pairs of the epilogue's extra operands; ``column_sums`` the pairs
+        of V and O0, O1, ... of a plan with a column epilogue."""
+        extras, column_sums = tuple(extras), tuple(column_sums or ())
         key = (id(a), id(b), id(c), a_offset, b_offset, c_offset, id(bias), bias_offset,
-               tuple((id(buf), offset) for buf, offset in extras))
+               tuple((id(buf), offset) for buf, offset in extras + column_sums))
         if key != self._key:
             self._key = None
-            self._bind(a, b, c, a_offset, b_offset, c_offset, bias, bias_offset, extras)
-            self._key, self._bound = key, (a, b, c, bias, extras)  # keep the ids in use
+            self._bind(a, b, c, a_offset, b_offset, c_offset, bias, bias_offset,
+                       extras + column_sums)
+            self._key, self._bound = key, (a, b, c, bias, extras, column_sums)  # ids in use
             self._scalars = None
         if (alpha, beta) != self._scalars:
             self._gemm_args[-2:] = alpha, beta
@@ -696,7 +761,8 @@ class GemmPlan:
         return self._launches
 
     def _bind(self, a, b, c, a_offset, b_offset, c_offset, bias, bias_offset, extras):
-        """Check the operands and set every kernel argument but alpha and beta."""
+        """Check the operands and set every kernel argument but alpha and beta; ``extras``
+        holds the epilogue's extra operands, then V and O0, ... of the column sums."""
         m, n, k = self.m, self.n, self.k
         self._check("a", a, a_offset, m * k)
         self._check("b", b, b_offset, k * n)
@@ -710,13 +776,15 @@ class GemmPlan:
         if self.bias:
             self._check("bias", bias, bias_offset, n)
             bias_args = (bias, bias_offset)
-        if len(extras) != self.extras:
+        columns = (1 + self.columns) if self.column_epilogue else 0
+        if len(extras) != self.extras + columns:
             raise ValueError(
-                f"GemmPlan: the plan was built for {self.extras} extra epilogue operands; "
-                f"got {len(extras)}"
+                f"GemmPlan: the plan was built for {self.extras} extra epilogue operands and "
+                f"{columns} column-sum operands; got {len(extras)} in all"
             )
         for j, (buf, offset) in enumerate(extras):
-            self._check(f"extras[{j}]", buf, offset, m * n)
+            name = f"extras[{j}]" if j < self.extras else f"column_sums[{j - self.extras}]"
+            self._check(name, buf, offset, m * n if j < self.extras else n)
             bias_args += (buf, offset)
         operands = [(a, a_offset), (b, b_offset)]
         self._packs = []

@@ -64,15 +64,17 @@ class GemmLaunch:
 
     def __init__(self, plan, a: DeviceArray, b: DeviceArray, c: DeviceArray, label: str,
                  alpha: float | Callable = 1.0, beta: float | Callable = 0.0,
-                 bias: DeviceArray | None = None, extras: list[DeviceArray] = ()):
+                 bias: DeviceArray | None = None, extras: list[DeviceArray] = (),
+                 column_sums: list[DeviceArray] = ()):
         self.plan, self.a, self.b, self.c, self.bias = plan, a, b, c, bias
-        self.extras = list(extras)
+        self.extras, self.column_sums = list(extras), list(column_sums)
         self.alpha, self.beta = alpha, beta
         self.label = label
         self.source = plan.source()
 
     def arrays(self) -> list[DeviceArray]:
-        return [a for a in (self.a, self.b, self.c, self.bias, *self.extras) if a is not None]
+        return [a for a in (self.a, self.b, self.c, self.bias, *self.extras, *self.column_sums)
+                if a is not None]
 
     def finalize(self, host_values: dict) -> None:
         """Bind the kernels once when no operand offset, alpha or beta changes per call."""
@@ -99,7 +101,9 @@ class GemmLaunch:
             c_offset=self.c.resolve_offset(host_values),
             alpha=self.alpha(host_values) if callable(self.alpha) else self.alpha,
             beta=self.beta(host_values) if callable(self.beta) else self.beta,
-            extras=[(e.cl_buffer, e.resolve_offset(host_values)) for e in self.extras], **extra)
+            extras=[(e.cl_buffer, e.resolve_offset(host_values)) for e in self.extras],
+            column_sums=[(v.cl_buffer, v.resolve_offset(host_values)) for v in self.column_sums],
+            **extra)
 
 
 class UploadLaunch:

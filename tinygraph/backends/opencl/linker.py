@@ -22,6 +22,7 @@ import pyopencl as cl
 from ...graph import Constant, Variable, graph_inputs, toposort
 from ...ops.blas import Gemm
 from ...ops.elemwise import Elemwise
+from ...ops.gemm_column_sums import GemmColumnSums
 from ...ops.reduce_epilogue import ReduceEpilogue
 from ...ops.shape import Shape
 from ...ops.subtensor import IncSubtensor
@@ -92,7 +93,7 @@ class OpenCLProgram:
         self.inplace_candidates = {
             value.id: target for target, value in self.updates
             if value.owner is not None and value.id not in consumed
-            and _may_write_into(value.owner, target)}
+            and _may_write_into(value, target)}
 
     def _classify(self) -> None:
         leaves = {var.id: var for var in graph_inputs(self._targets)}
@@ -422,16 +423,16 @@ class Plan:
         (self.deferred if deferred else self.launches).append(launch)
 
     def inplace_target(self, node, operands: list[DeviceArray],
-                       aligned: list[DeviceArray] = ()) -> DeviceArray | None:
+                       aligned: list[DeviceArray] = (), output: int = 0) -> DeviceArray | None:
         """The shared array a kernel may overwrite in place (a deferred launch, after all
         others), or None when it must not: the output is not its own variable's update, its
         shape differs, or an operand reads an updated shared variable (which an earlier
         in-place launch may already have overwritten). ``operands`` are read anywhere;
         ``aligned`` ones only at the output's own positions, so the target itself may be one
-        of them (``b - eta * gb`` reading ``b``)."""
-        shared_var = self.program.inplace_candidates.get(node.outputs[0].id)
+        of them (``b - eta * gb`` reading ``b``). ``output`` picks the node's output."""
+        shared_var = self.program.inplace_candidates.get(node.outputs[output].id)
         if shared_var is None or shared_var.id not in self.arrays or \
-                self.shapes[shared_var.id] != self.shapes[node.outputs[0].id]:
+                self.shapes[shared_var.id] != self.shapes[node.outputs[output].id]:
             return None
         own = self.arrays[shared_var.id]
         updated = {id(self.arrays[t.id].buffer) for t, _ in self.program.updates
@@ -442,12 +443,11 @@ class Plan:
         self.inplace.add(shared_var.id)
         return own
 
-    def gemm_plan(self, m, n, k, trans_a, trans_b, dtype, bias: bool = False,
-                  epilogue: str | None = None, extras: int = 0) -> GemmPlan:
-        """A new GEMM plan (each launch gets its own: plans own their packing scratch)."""
+    def gemm_plan(self, m, n, k, trans_a, trans_b, dtype, **options) -> GemmPlan:
+        """A new GEMM plan (each launch gets its own: plans own their packing scratch);
+        ``options`` as for GemmPlan (bias, epilogue, extras, column_epilogue, columns)."""
         return GemmPlan(self.runtime.context, m, n, k, trans_a=trans_a, trans_b=trans_b,
-                        dtype=dtype, bias=bias, epilogue=epilogue, extras=extras,
-                        program_cache=self.runtime.program_cache)
+                        dtype=dtype, program_cache=self.runtime.program_cache, **options)
 
     def host_fallback(self, node) -> None:
         inputs = [v.id if v.id in self.program.host_ids else self._readable(v)
@@ -622,16 +622,18 @@ class Plan:
                              "are checked by the next call with outputs or by sync())")
 
 
-def _may_write_into(node, target: SharedVariable) -> bool:
-    """Whether ``node`` can compute its output in the buffer of ``target``: a Gemm
-    accumulating into it, or an elementwise op (also a reduction's epilogue) reading it at
-    the output's positions."""
-    if isinstance(node.op, Gemm):
+def _may_write_into(value: Variable, target: SharedVariable) -> bool:
+    """Whether ``value``'s node can compute it in the buffer of ``target``: a Gemm
+    accumulating into it, or an elementwise op (also a reduction's epilogue, and a
+    GemmColumnSums' column update) reading it at the output's positions."""
+    node = value.owner
+    if isinstance(node.op, Gemm) or isinstance(node.op, GemmColumnSums) and value.index == 0:
         return node.inputs[0] is target
-    operands = node.inputs[1:] if isinstance(node.op, ReduceEpilogue) else \
+    operands = node.inputs[5:] if isinstance(node.op, GemmColumnSums) else \
+        node.inputs[1:] if isinstance(node.op, ReduceEpilogue) else \
         node.inputs if isinstance(node.op, Elemwise) else []
-    return target in operands and target.broadcastable == node.outputs[0].broadcastable and \
-        target.dtype == node.outputs[0].dtype
+    return target in operands and target.broadcastable == value.broadcastable and \
+        target.dtype == value.dtype
 
 
 def _scalar_getter(var):

@@ -8,7 +8,9 @@ import numpy as np
 from ...graph import Constant, Variable
 from ...ops import scalar as s
 from ...ops.blas import Dot, DotEpilogue, Gemm
+from ...ops.composite import Composite
 from ...ops.elemwise import Elemwise
+from ...ops.gemm_column_sums import GemmColumnSums
 from ...ops.shape import Alloc, Concatenate, DimShuffle, Reshape, SpecifyBroadcastable
 from ...ops.subtensor import SYMBOLIC, IncSubtensor, Subtensor, _decode
 from .elemwise_codegen import elemwise_spec, epilogue_expression
@@ -254,7 +256,42 @@ def lower_gemm(builder, node) -> None:
     """``beta * C + alpha * A @ B`` as one product: written straight into ``C`` when ``C`` is
     a shared variable this function updates with the result (SGD's gemm-inplace), else into a
     copy of ``C``."""
-    c_var, alpha, a_var, b_var, beta = node.inputs
+    _lower_gemm_update(builder, node)
+
+
+def lower_gemm_column_sums(builder, node) -> None:
+    """A weight update and its bias update (``GemmColumnSums``) as one product whose first
+    row block of each column panel also sums B's columns and stores the column update, each
+    result in place into its shared variable when that is safe."""
+    a_var, b_var, others = node.inputs[2], node.inputs[3], node.inputs[5:]
+    if 0 in builder.shape(a_var) + builder.shape(b_var):
+        builder.host_fallback(node)
+        return
+    arrays = [contiguous(builder, node, builder.array(v)) for v in others]
+    b = builder.array(b_var)
+    out = node.outputs[1]
+    column = builder.inplace_target(node, [b], aligned=arrays, output=1)
+    deferred = column is not None
+    if column is None:
+        column = builder.new_array(out)
+    else:
+        builder.set_array(out, column)
+    op = node.op.column_update
+    scalar_op = op.scalar_op if isinstance(op.scalar_op, Composite) else Composite(
+        len(others) + 1, [(op.scalar_op, tuple(range(len(others) + 1)))],
+        [out.dtype] * (len(others) + 1))
+    names = [f"o{j}" for j in range(len(others))]
+    names.insert(op.position, "s")
+    expression = epilogue_expression(scalar_op, out.dtype, names)
+    _lower_gemm_update(builder, node, column_deferred=deferred, column_epilogue=expression,
+                       column_sums=[column, *arrays])
+
+
+def _lower_gemm_update(builder, node, column_deferred: bool = False,
+                       column_epilogue: str | None = None, column_sums=()) -> None:
+    """The product of a Gemm node, or of a GemmColumnSums node with its column update (whose
+    operands are never empty)."""
+    c_var, alpha, a_var, b_var, beta = node.inputs[:5]
     a, trans_a = _gemm_operand(builder, node, builder.array(a_var))
     b, trans_b = _gemm_operand(builder, node, builder.array(b_var))
     m, k = a.shape
@@ -271,11 +308,16 @@ def lower_gemm(builder, node) -> None:
     if 0 in (m, n, k):
         elementwise_into(builder, node, s.mul, [target, beta], target)
         return
-    plan = builder.gemm_plan(m, n, k, trans_a, trans_b, target.dtype.name)
-    launch = GemmLaunch(plan, a, b, target, label=str(node.op) + (" in place" if deferred
+    options = {}
+    if column_epilogue is not None:
+        options = {"column_epilogue": column_epilogue, "columns": len(column_sums) - 1}
+    plan = builder.gemm_plan(m, n, k, trans_a, trans_b, target.dtype.name, **options)
+    in_place = deferred or column_deferred
+    launch = GemmLaunch(plan, a, b, target, label=str(node.op) + (" in place" if in_place
                                                                    else ""),
-                        alpha=_scalar(builder, alpha), beta=_scalar(builder, beta))
-    builder.add_launch(launch, deferred=deferred)
+                        alpha=_scalar(builder, alpha), beta=_scalar(builder, beta),
+                        column_sums=column_sums)
+    builder.add_launch(launch, deferred=in_place)
 
 
 def lower_dot_epilogue(builder, node) -> None:
@@ -315,4 +357,5 @@ LOWERINGS = {
     Dot: lower_dot,
     Gemm: lower_gemm,
     DotEpilogue: lower_dot_epilogue,
+    GemmColumnSums: lower_gemm_column_sums,
 }

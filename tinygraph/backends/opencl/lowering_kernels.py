@@ -1,5 +1,6 @@
 """Lowerings onto the generated kernels of ``kernels/``: reductions, argmax, softmax,
-crossentropy, integer-array indexing, arange and random draws."""
+crossentropy, integer-array indexing (with several arrays' rows taken by one index), arange
+and random draws."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ...ops.reduce import Argmax, Reduce
 from ...ops.reduce_epilogue import ReduceEpilogue
 from ...ops.shape import ARange
 from ...ops.subtensor import AdvancedIncSubtensor, AdvancedSubtensor
+from ...ops.take_rows import TakeRows
 from ...random.op import RandomDraw
 from . import kernels as k
 from .elemwise_codegen import StoreEpilogue
@@ -161,6 +163,19 @@ def lower_gather(builder, node) -> None:
     builder.add_specs(specs, node, [x, *indices], [target])
 
 
+def lower_take_rows(builder, node) -> None:
+    """The rows of every array of a ``TakeRows`` node, gathered by one kernel that reads the
+    index (or the table and selector it comes from) itself."""
+    inputs = [builder.array(v) for v in node.inputs]
+    index, arrays = inputs[:node.op.n_index_inputs], inputs[node.op.n_index_inputs:]
+    targets = [builder.new_array(out) for out in node.outputs]
+    specs = k.take_rows_specs(builder.shape(node.outputs[0])[0], [i.dtype.name for i in index],
+                            [i.shape for i in index], [i.strides for i in index],
+                            [a.dtype.name for a in arrays], [a.shape for a in arrays],
+                            [a.strides for a in arrays])
+    builder.add_specs(specs, node, inputs, targets)
+
+
 def lower_scatter(builder, node) -> None:
     x, y, *indices = (builder.array(v) for v in node.inputs)
     target = builder.new_array(node.outputs[0])
@@ -201,6 +216,7 @@ KERNEL_LOWERINGS = {
     CrossentropySoftmaxGrad: lower_crossentropy_grad,
     CrossentropySoftmaxWithGrad: lower_crossentropy_grad,
     AdvancedSubtensor: lower_gather,
+    TakeRows: lower_take_rows,
     AdvancedIncSubtensor: lower_scatter,
     ARange: lower_arange,
     RandomDraw: lower_random,

@@ -1,5 +1,6 @@
-"""Integer-array indexing as OpenCL kernels: gather (``AdvancedSubtensor``) and deterministic
-scatter-add / scatter-set (``AdvancedIncSubtensor``) over the leading axes.
+"""Integer-array indexing as OpenCL kernels: gather (``AdvancedSubtensor``), the rows of several
+arrays gathered by one index (``TakeRows``), and deterministic scatter-add / scatter-set
+(``AdvancedIncSubtensor``) over the leading axes.
 
 Index arrays broadcast together (NumPy rules) and negative indices wrap once, as in NumPy.
 
@@ -115,6 +116,99 @@ def gather_specs(dtype, x_shape, x_strides, index_dtypes, index_shapes,
            + "".join(f"    {line}\n" for line in body) + "}\n")
     args = [Operand("in", j) for j in range(k + 1)] + [Operand("out", 0), Operand("scratch", 0)]
     return [KernelSpec(src, "tg_gather", gsize, lsize, args, (1,), ("int32",))]
+
+
+def _row_source(index_dtypes, index_shapes, index_strides) -> tuple[list[str], list[str]]:
+    """(kernel parameters, C lines setting ``k``, the raw index of output row ``b``, and
+    ``bad``). One index input is the index vector; two are a table and a selector, the index
+    being ``table[selector]`` flattened (a bad selector entry sets ``bad``)."""
+    ctypes = [c_type(d) for d in index_dtypes]
+    if len(index_shapes) == 1:
+        return ([f"__global const {ctypes[0]} *index, long index_off"],
+                ["bool bad = false;",
+                 f"long k = (long)index[index_off + b * {index_strides[0][0]}L];"])
+    (n_table, row), (sel_stride,) = index_shapes[0], index_strides[1]
+    table_row, table_col = index_strides[0]
+    return ([f"__global const {ctypes[0]} *table, long table_off",
+             f"__global const {ctypes[1]} *selector, long selector_off"],
+            [f"long r = (long)selector[selector_off + b / {row}L * {sel_stride}L];",
+             f"r += r < 0 ? {n_table}L : 0;",
+             f"bool bad = (ulong)r >= {n_table}ul;",
+             f"long k = bad ? 0 : (long)table[table_off + r * {table_row}L "
+             f"+ b % {row}L * {table_col}L];"])
+
+
+def _row_layout(dtype, shape, strides) -> tuple[int, list, bool, int]:
+    """(row length, merged trailing dims, whether they are strided, vector width) of the
+    rows of an array gathered along axis 0."""
+    row = math.prod(shape[1:])
+    tail = merge_dims([d for d in zip(shape[1:], strides[1:]) if d[0] != 1])
+    strided = tail not in ([], [(row, 1)])
+    width = vector_width(c_type(dtype))
+    return row, tail, strided, 1 if strided or row < width else width
+
+
+def _take_block(j, dtype, shape, strides, chunks) -> tuple[str, list[str]]:
+    """(vector typedef or "", C lines) writing chunk ``c`` of row ``b`` of output ``j``:
+    zeros when ``bad``, else the row ``k{j}`` of array ``j``."""
+    row, tail, strided, width = _row_layout(dtype, shape, strides)
+    if row == 0:
+        return "", []
+    ctype = c_type(dtype)
+    if chunks == 1:
+        bounds = f"long lo = 0, hi = {row}L;"
+    else:
+        chunk = -(-row // chunks)
+        chunk = -(-chunk // width) * width
+        bounds = (f"long lo = c * {chunk}L, "
+                  f"hi = lo + {chunk}L < {row}L ? lo + {chunk}L : {row}L;")
+    lines = ["{", f"    __global {ctype} *dst = y{j} + y{j}_off + b * {row}L;", f"    {bounds}",
+             "    if (bad) {", "        for (long t = lo; t < hi; t++) dst[t] = 0;",
+             "    } else {", f"        const __global {ctype} *x = a{j};",
+             f"        long pos = a{j}_off + k{j} * {strides[0]}L;"]
+    lines += [f"        {line}" for line in _copy_lines(ctype, tail, width, strided)]
+    typedef = "" if width == 1 else unaligned_vector(ctype, width)[0]
+    return typedef, lines + ["    }", "}"]
+
+
+def take_rows_specs(n_rows, index_dtypes, index_shapes, index_strides, dtypes, shapes,
+                    strides) -> list[KernelSpec]:
+    """Output j = the rows of array j (input ``len(index_shapes) + j``) picked by one index
+    of ``n_rows`` entries, all in one launch: the index is input 0 (a vector), or, with two
+    index inputs, ``table[selector]`` flattened (a table row chosen by a step counter).
+
+    A work-item reads the index of one output row, checks it against every array (wrapping
+    negatives once) and copies one chunk of that row of every output; rows split into chunks
+    as a gather of the widest output's rows would (see ``_row_chunks``)."""
+    if n_rows == 0:
+        return []
+    layouts = [_row_layout(d, sh, st) for d, sh, st in zip(dtypes, shapes, strides)]
+    row, _, _, width = max(layouts, key=lambda layout: layout[0])
+    chunks = _row_chunks(n_rows, row, width)[1] if row else 1
+    n_items = n_rows * chunks
+    gsize, lsize = launch_work(n_items, n_rows * sum(layout[0] for layout in layouts))
+    params, body = _row_source(index_dtypes, index_shapes, index_strides)
+    locate = "long b = gid;" if chunks == 1 else f"long b = gid / {chunks}L, c = gid % {chunks}L;"
+    typedefs = {}
+    for j, (dtype, shape) in enumerate(zip(dtypes, shapes)):
+        ctype, n = c_type(dtype), shape[0]
+        params.append(f"__global const {ctype} *a{j}, long a{j}_off")
+        body += [f"long k{j} = k + (k < 0 ? {n}L : 0);", f"bad = bad || (ulong)k{j} >= {n}ul;"]
+    body.append("if (bad) err[err_off] = 1;")
+    for j, (dtype, shape, stride) in enumerate(zip(dtypes, shapes, strides)):
+        typedef, lines = _take_block(j, dtype, shape, stride, chunks)
+        typedefs[typedef] = None
+        body += lines
+    outs = ", ".join(f"__global {c_type(d)} *y{j}, long y{j}_off" for j, d in enumerate(dtypes))
+    src = (f"{fp64_pragma(*dtypes)}{''.join(typedefs)}"
+           f"__kernel void tg_take_rows({', '.join(params)}, {outs}, "
+           "__global int *err, long err_off) {\n"
+           f"    long gid = get_global_id(0);\n{guard(n_items, gsize)}    {locate}\n"
+           + "".join(f"    {line}\n" for line in body) + "}\n")
+    n_inputs = len(index_shapes) + len(dtypes)
+    args = ([Operand("in", i) for i in range(n_inputs)]
+            + [Operand("out", j) for j in range(len(dtypes))] + [Operand("scratch", 0)])
+    return [KernelSpec(src, "tg_take_rows", gsize, lsize, args, (1,), ("int32",))]
 
 
 def scatter_specs(dtype, x_shape, index_dtypes, index_shapes, index_strides, y_shape,
