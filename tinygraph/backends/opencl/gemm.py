@@ -80,21 +80,24 @@ def _extra_args(names, extras):
     return "".join(f", {names[j]}" for j in range(extras))
 
 
-def _store_rows(ctype, vt, vw, nv, bias, rows, extras):
+def _store_rows(ctype, vt, vw, nv, bias, rows, extras, qs=None):
     """Epilogue of a gemm block (accumulators c<row>_<vector>) of columns [cs, cs + NR); the
     epilogue also reads the ``extras`` operands E0, E1, ... at the positions it stores.
 
     The block owns columns [lo, cs + NR). When N >= NR every block is full width and the last
     one is shifted left over its neighbour; with beta = 0 both write the same values there,
     else it stores only its own columns. When N < NR the one block is padded and stores its N
-    columns one by one.
+    columns one by one. ``qs``: only these vectors of the block were computed (a last panel
+    whose own columns fit the last vector); N >= NR then.
     """
     nr = vw * nv
-    out = [f"    if (N >= {nr}) {{"]
+    full = qs is None
+    qs = range(nv) if full else qs
+    out = [f"    if (N >= {nr}) {{" if full else "    {"]
     if bias:
         out += [
             f"      const {vt} d{q} = *(const __global vtu *)(bias + cs + {q * vw});"
-            for q in range(nv)
+            for q in qs
         ]
     out.append("      const int skip = beta != 0 ? lo - cs : 0;")
     for r in range(rows):
@@ -102,7 +105,7 @@ def _store_rows(ctype, vt, vw, nv, bias, rows, extras):
             f"      if (i0 + {r} < M) {{",
             f"        __global {ctype} *cp = C + (size_t)(i0 + {r}) * N + cs;",
         ]
-        for q in range(nv):
+        for q in qs:
             at = f"(size_t)(i0 + {r}) * N + cs + {q * vw}"
             loads = [f"*(const __global vtu *)(E{j} + {at})" for j in range(extras)]
             out += [
@@ -112,15 +115,17 @@ def _store_rows(ctype, vt, vw, nv, bias, rows, extras):
                 f"{_extra_args(loads, extras)});",
             ]
         out.append("        if (skip == 0) {")
-        out += [f"          *(__global vtu *)(cp + {q * vw}) = v{q};" for q in range(nv)]
+        out += [f"          *(__global vtu *)(cp + {q * vw}) = v{q};" for q in qs]
         out += [
             "        } else {",
             f"          union {{ {vt} v[{nv}]; {ctype} s[{nr}]; }} t;",
-            *[f"          t.v[{q}] = v{q};" for q in range(nv)],
+            *[f"          t.v[{q}] = v{q};" for q in qs],
             f"          for (int c = skip; c < {nr}; ++c) cp[c] = t.s[c];",
             "        }",
             "      }",
         ]
+    if not full:
+        return out + ["    }"]
     out += ["    } else {", f"      union {{ {vt} v[{nv}]; {ctype} s[{nr}]; }} t;"]
     out += [f"      union {{ {vt} v[{nv}]; {ctype} s[{nr}]; }} x{j};" for j in range(extras)]
     for r in range(rows):
@@ -191,27 +196,38 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns):
             return [f"      ap += {steps * mr};"]
         return [f"      a{r} += {steps} * {step_a};" for r in range(mr)]
 
-    for r in range(mr):
-        out.append("    " + " ".join(f"{vt} c{r}_{q} = 0;" for q in range(nv)))
-
-    def step(u):
+    def step(u, qs):
         body = [
             f"      const {vt} b{q} = *(const __global vtu *)(bp + {u} * bs + {q * vw});"
-            for q in range(nv)
+            for q in qs
         ]
         for r in range(mr):
             body.append(f"      const {ctype} x{r} = {load(r, u)};")
-            body += [f"      c{r}_{q} = x{r} * b{q} + c{r}_{q};" for q in range(nv)]
+            body += [f"      c{r}_{q} = x{r} * b{q} + c{r}_{q};" for q in qs]
         return ["     {", *body, "     }"]
 
-    out.append("    int kk = 0;")
-    if unroll > 1:
-        out.append(f"    for (; kk + {unroll} <= K; kk += {unroll}) {{")
-        for u in range(unroll):
-            out += step(u)
-        out += [f"      bp += {unroll} * bs;", *advance(unroll), "    }"]
-    out += ["    for (; kk < K; ++kk) {", *step(0), "      bp += bs;", *advance(1), "    }"]
-    out += _store_rows(ctype, vt, vw, nv, bias, mr, extras)
+    def block(qs):
+        """Accumulate the vectors qs of the block over k, then store them."""
+        lines = ["    " + " ".join(f"{vt} c{r}_{q} = 0;" for q in qs) for r in range(mr)]
+        lines.append("    int kk = 0;")
+        if unroll > 1:
+            lines.append(f"    for (; kk + {unroll} <= K; kk += {unroll}) {{")
+            for u in range(unroll):
+                lines += step(u, qs)
+            lines += [f"      bp += {unroll} * bs;", *advance(unroll), "    }"]
+        lines += ["    for (; kk < K; ++kk) {", *step(0, qs), "      bp += bs;", *advance(1),
+                  "    }"]
+        full = len(qs) == nv
+        return lines + _store_rows(ctype, vt, vw, nv, bias, mr, extras, None if full else qs)
+
+    # The last panel of a product whose width is not a multiple of NR only computes its
+    # last vector when its own columns fit there (N = 100: 3 panels and 16 more columns, not
+    # 4 panels).
+    out.append(f"    if (N >= {nr} && N - lo <= {vw}) {{")
+    out += ["  " + line for line in block(range(nv - 1, nv))]
+    out.append("    } else {")
+    out += ["  " + line for line in block(range(nv))]
+    out.append("    }")
     if columns is not None:
         out += _column_sums_of_block(ctype, vt, vw, nv, columns)
     out += [
