@@ -47,13 +47,17 @@ class KernelLaunch:
             dtypes[index] = np.asarray(value).dtype
         self.kernel.set_scalar_arg_dtypes(dtypes)
         self.kernel.set_args(*self._args)
+        self._bound_values = host_values
 
     def enqueue(self, queue: cl.CommandQueue, host_values: dict):
-        if self.dynamic:
+        """Enqueue the kernel, setting the dynamic arguments again unless ``host_values`` is
+        the very dict they were computed from (a call that reused the host pass)."""
+        if self.dynamic and host_values is not self._bound_values:
             args = self._args
             for index, fn in self.dynamic:
                 args[index] = fn(host_values)
             self.kernel.set_args(*args)
+            self._bound_values = host_values
         return cl.enqueue_nd_range_kernel(queue, self.kernel, self.global_size,
                                           self.local_size)
 
