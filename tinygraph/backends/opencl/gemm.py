@@ -253,12 +253,12 @@ def _column_sums_of_block(ctype, vt, vw, nv, columns):
     nr = vw * nv
     out = [
         "    if (i == 0) {",
-        f"      const __global {ctype} *q = b_packed ? B + (size_t)j * K * {nr} : B + cs;",
-        f"      const size_t qs = b_packed ? {nr} : N;",
+        f"      const __global {ctype} *row = b_packed ? B + (size_t)j * K * {nr} : B + cs;",
+        f"      const size_t row_step = b_packed ? {nr} : N;",
         f"      union {{ {vt} v[{nv}]; {ctype} s[{nr}]; }} t;",
         *[f"      t.v[{q}] = 0;" for q in range(nv)],
-        "      for (int kk = 0; kk < K; ++kk, q += qs) {",
-        *[f"        t.v[{q}] += *(const __global vtu *)(q + {q * vw});" for q in range(nv)],
+        "      for (int kk = 0; kk < K; ++kk, row += row_step) {",
+        *[f"        t.v[{q}] += *(const __global vtu *)(row + {q * vw});" for q in range(nv)],
         "      }",
         f"      const int c0 = N >= {nr} ? lo - cs : 0, c1 = N >= {nr} ? {nr} : N;",
         "      for (int c = c0; c < c1; ++c)",
