@@ -352,3 +352,24 @@ def test_weight_and_bias_updates_become_one_node_that_keeps_their_values():
     want = tg.function([h, d, e], outputs, device="numpy", rewrite=False)(*values)
     for g, w_ in zip(got, want):
         np.testing.assert_allclose(g, w_, rtol=1e-6, atol=1e-6)
+
+
+def test_the_cost_total_joins_the_crossentropy_gradient_and_keeps_its_value():
+    """The OpenCL pipeline's CrossentropyGradTotal, run by the NumPy reference: the running
+    total and the weights' update as the unfused graph computes them."""
+    from tinygraph.ops.crossentropy_total import CrossentropyGradTotal
+    from tinygraph.rewrite import OPENCL_PIPELINE
+
+    rng = np.random.default_rng(6)
+    x, y = tg.matrix("x"), tg.ivector("y")
+    w = tg.shared(rng.normal(size=(5, 3)).astype("float32"), name="w")
+    total = tg.shared(np.full(1, 2.0), name="total")
+    cost = -tg.mean(tg.log(tg.softmax(x @ w))[tg.arange(y.shape[0]), y])
+    outputs = [w - 0.1 * tg.grad(cost, w), total + tg.cast(cost, "float64")]
+    fused = optimize(outputs, OPENCL_PIPELINE)
+    assert [type(node.op) for node in toposort(fused)].count(CrossentropyGradTotal) == 1
+    values = [rng.normal(size=(4, 5)).astype("float32"), np.array([0, 2, 1, 2], "int32")]
+    got = tg.function([x, y], fused, device="numpy", rewrite=False)(*values)
+    want = tg.function([x, y], outputs, device="numpy", rewrite=False)(*values)
+    for g, w_ in zip(got, want):
+        np.testing.assert_allclose(g, w_, rtol=1e-6, atol=1e-6)

@@ -8,7 +8,11 @@ from collections.abc import Sequence
 from ..graph import Variable
 from .canonicalize import CANONICALIZE
 from .constant_folding import fold_constants
-from .crossentropy import crossentropy_grad_of_fill, fuse_crossentropy_with_grad
+from .crossentropy import (
+    crossentropy_grad_of_fill,
+    fuse_crossentropy_total,
+    fuse_crossentropy_with_grad,
+)
 from .engine import RewritePass
 from .epilogue import fuse_epilogues
 from .fusion import fuse_elemwise
@@ -26,13 +30,14 @@ stabilize_pass = RewritePass("stabilize", STABILIZE)
 #: the passes ``function`` runs, in order
 DEFAULT_PIPELINE = (merge, constant_folding, canonicalize, stabilize_pass, canonicalize, merge)
 #: the OpenCL backend also turns updates into in-place products, computes a crossentropy with
-#: its gradient, fuses elementwise chains, product epilogues and reduction epilogues (a bias
-#: update into its weight update's product), and gathers the rows selected by one index in
-#: one node (after DEFAULT_PIPELINE's final merge,
+#: its gradient (and the running total of its costs), fuses elementwise chains, product
+#: epilogues and reduction epilogues (a bias update into its weight update's product), and
+#: gathers the rows selected by one index in one node (after DEFAULT_PIPELINE's final merge,
 #: so equal index computations are already one variable)
 OPENCL_PIPELINE = DEFAULT_PIPELINE + (rewrite_gemm, constant_folding, fuse_crossentropy_with_grad,
                                       fuse_elemwise, fuse_epilogues, fuse_reduce_epilogues,
-                                      fuse_gemm_column_sums, fuse_row_gathers, merge)
+                                      fuse_gemm_column_sums, fuse_crossentropy_total,
+                                      fuse_row_gathers, merge)
 
 
 def optimize(outputs: Sequence[Variable], passes=DEFAULT_PIPELINE) -> list[Variable]:
@@ -51,7 +56,7 @@ def stabilize(outputs: Sequence[Variable]) -> list[Variable]:
 
 __all__ = ["DEFAULT_PIPELINE", "OPENCL_PIPELINE", "RewritePass", "fuse_elemwise", "fuse_epilogues",
            "fuse_crossentropy_with_grad", "fuse_reduce_epilogues", "fuse_row_gathers",
-           "fuse_gemm_column_sums",
+           "fuse_gemm_column_sums", "fuse_crossentropy_total",
            "rewrite_gemm",
            "optimize",
            "stabilize", "merge", "constant_folding", "canonicalize", "stabilize_pass"]

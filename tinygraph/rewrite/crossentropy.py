@@ -4,16 +4,22 @@
   one-element ``g`` (a mean's gradient is the same for every row: no vector is filled);
 - ``CrossentropySoftmax(z, y)`` and ``CrossentropySoftmaxGrad(g, z, y)`` -> one
   ``CrossentropySoftmaxWithGrad(g, z, y)`` when ``g`` does not depend on the costs (one pass
-  over the logits instead of two).
+  over the logits instead of two);
+- that node and a total of its costs (``total + cast(mean(nll))``, a ``ReduceEpilogue``, the
+  trainer's running cost) -> one ``CrossentropyGradTotal`` (OpenCL pipeline, after the
+  reduction epilogues are fused).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..graph import Apply, Variable, ancestors, clone_replace, toposort
+from ..graph import Apply, Variable, ancestors, client_counts, clone_replace, toposort
+from ..ops.crossentropy_total import CrossentropyGradTotal
 from ..ops.nnet import CrossentropySoftmax, CrossentropySoftmaxGrad, CrossentropySoftmaxWithGrad
+from ..ops.reduce_epilogue import ReduceEpilogue
 from .canonicalize import _fill_parts
+from .engine import rebuild
 
 
 def crossentropy_grad_of_fill(node: Apply) -> list[Variable] | None:
@@ -46,3 +52,45 @@ def fuse_crossentropy_with_grad(outputs: Sequence[Variable]) -> list[Variable]:
         replace[node.outputs[0]] = dz
     return clone_replace(outputs, replace) if replace else outputs
 
+
+
+def _cost_totals(nodes: list[Apply], clients) -> dict[int, Apply]:
+    """The ReduceEpilogue summing or averaging each CrossentropySoftmaxWithGrad's costs, by
+    the id of that node, where the costs have no other use and the total's other operands are
+    graph inputs."""
+    totals = {}
+    for node in nodes:
+        if not isinstance(node.op, ReduceEpilogue):
+            continue
+        nll = node.inputs[0]
+        source = nll.owner
+        if source is None or not isinstance(source.op, CrossentropySoftmaxWithGrad) or \
+                nll is not source.outputs[0] or clients[nll.id] != 1 or \
+                node.op.reduction.kind not in ("sum", "mean") or \
+                node.op.reduction.axes != (0,) or \
+                any(v.owner is not None for v in node.inputs[1:]):
+            continue
+        totals[id(source)] = node
+    return totals
+
+
+def fuse_crossentropy_total(outputs: Sequence[Variable]) -> list[Variable]:
+    """The graph with each crossentropy-and-gradient node and the total of its costs fused."""
+    outputs = list(outputs)
+    totals = _cost_totals(toposort(outputs), client_counts(outputs))
+    if not totals:
+        return outputs
+
+    fused: dict[int, Variable] = {}
+
+    def fuse(node: Apply, inputs: list[Variable], memo) -> Variable | None:
+        total = totals.get(id(node))
+        if total is None:
+            return fused.get(id(node))
+        new_total, dz = CrossentropyGradTotal(node.op.all_rows, total.op)(*inputs,
+                                                                          *total.inputs[1:])
+        memo[node.outputs[1].id] = dz
+        fused[id(total)] = new_total
+        return new_total  # stands for the costs too, whose only use was the total
+
+    return rebuild(outputs, fuse)

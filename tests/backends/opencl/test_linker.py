@@ -461,3 +461,47 @@ def test_a_fused_bias_update_that_is_also_an_output_is_not_written_in_place():
     np.testing.assert_allclose(b.get_value(), expected, rtol=1e-5)
     assert "/* GemmColumnSums" in fn.kernels_source()
     assert " in place */" in fn.kernels_source()  # the weights
+
+
+def _cost_total_step(rows, total_shape=(1,), labels=None):
+    """A softmax layer's SGD step that also adds the minibatch's mean cost to a total."""
+    rng = np.random.default_rng(rows)
+    x, y = tg.matrix("x"), tg.ivector("y")
+    w = tg.shared(rng.normal(size=(6, 4)).astype("float32"), name="w")
+    total = tg.shared(np.zeros(total_shape, "float64"), name="total")
+    cost = -tg.mean(tg.log(tg.softmax(x @ w))[tg.arange(y.shape[0]), y])
+    updates = [(w, w - 0.1 * tg.grad(cost, w)), (total, total + tg.cast(cost, "float64"))]
+    values = (rng.normal(size=(rows, 6)).astype("float32"),
+              rng.integers(0, 4, rows if labels is None else labels).astype("int32"))
+    return [x, y], updates, (w, total), values
+
+
+@pytest.mark.parametrize(("rows", "total_shape", "labels"),
+                         [(10, (1,), None), (300, (1,), None), (7, (), 5), (9, (3,), None)])
+def test_the_cost_total_is_summed_by_the_crossentropy_kernel(rows, total_shape, labels):
+    """One kernel computes the crossentropy gradient and adds the mean cost to the total, in
+    place; a total of several elements (the mean broadcast) takes two kernels."""
+    results = {}
+    for device in ("numpy", "opencl"):
+        inputs, updates, shared, values = _cost_total_step(rows, total_shape, labels)
+        fn = tg.function(inputs, [], updates=updates, device=device, name="step")
+        for _ in range(3):
+            fn(*values)
+        results[device] = [v.get_value() for v in shared], fn
+    for got, want in zip(results["opencl"][0], results["numpy"][0]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    fn = results["opencl"][1]
+    fused = total_shape != (3,)
+    assert ("tg_crossentropy_total" in fn.kernels_source()) == fused
+    (plan,) = fn._program._plans.values()
+    copies = [launch.label for launch in plan.update_copies]
+    assert copies == ([] if fused else ["update total"])  # in place, or copied into the total
+
+
+def test_a_bad_label_in_the_fused_cost_total_raises_the_crossentropy_error():
+    inputs, updates, _, (x, y) = _cost_total_step(10)
+    fn = tg.function(inputs, [], updates=updates, device="opencl", name="step")
+    y[3] = 9
+    fn(x, y)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\), got values from 0 to 9"):
+        fn.sync()

@@ -174,14 +174,17 @@ def scalar_code(op: s.ScalarOp, operands: list[str], operand_dtypes: list[str],
 
 class StoreEpilogue:
     """An elementwise op applied to a reduced value as a reduction kernel stores it: the
-    value is operand ``position``; the other operands (node inputs 1.. in order) are host
-    scalars passed by value, single elements, or arrays laid out like the output."""
+    value is operand ``position``; the other operands (node inputs ``first_input``.. in
+    order) are host scalars passed by value, single elements, or arrays laid out like the
+    output."""
 
     def __init__(self, op: s.ScalarOp, position: int, value_dtype: str, operand_dtypes,
-                 operand_kinds, out_dtype: str) -> None:
+                 operand_kinds, out_dtype: str, first_input: int = 1) -> None:
         self.op, self.position, self.value_dtype = op, position, value_dtype
         self.operand_dtypes, self.operand_kinds = list(operand_dtypes), list(operand_kinds)
         self.out_dtype = out_dtype
+        #: the node input the first operand is (the reduced array is input 0 of a reduction)
+        self.first_input = first_input
 
     def params(self) -> list[str]:
         params = []
@@ -192,7 +195,7 @@ class StoreEpilogue:
         return params
 
     def args(self) -> list[Operand]:
-        return [Operand("value" if kind == "value" else "in", i + 1)
+        return [Operand("value" if kind == "value" else "in", i + self.first_input)
                 for i, kind in enumerate(self.operand_kinds)]
 
     def store(self, value: str, index: str, tag: str) -> list[str]:

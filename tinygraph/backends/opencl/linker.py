@@ -21,6 +21,7 @@ import pyopencl as cl
 
 from ...graph import Constant, Variable, graph_inputs, toposort
 from ...ops.blas import Gemm
+from ...ops.crossentropy_total import CrossentropyGradTotal
 from ...ops.elemwise import Elemwise
 from ...ops.gemm_column_sums import GemmColumnSums
 from ...ops.reduce_epilogue import ReduceEpilogue
@@ -624,12 +625,14 @@ class Plan:
 
 def _may_write_into(value: Variable, target: SharedVariable) -> bool:
     """Whether ``value``'s node can compute it in the buffer of ``target``: a Gemm
-    accumulating into it, or an elementwise op (also a reduction's epilogue, and a
-    GemmColumnSums' column update) reading it at the output's positions."""
+    accumulating into it, or an elementwise op (also a reduction's epilogue, a GemmColumnSums'
+    column update and a CrossentropyGradTotal's total) reading it at the output's
+    positions."""
     node = value.owner
     if isinstance(node.op, Gemm) or isinstance(node.op, GemmColumnSums) and value.index == 0:
         return node.inputs[0] is target
     operands = node.inputs[5:] if isinstance(node.op, GemmColumnSums) else \
+        node.inputs[3:] if isinstance(node.op, CrossentropyGradTotal) else \
         node.inputs[1:] if isinstance(node.op, ReduceEpilogue) else \
         node.inputs if isinstance(node.op, Elemwise) else []
     return target in operands and target.broadcastable == value.broadcastable and \

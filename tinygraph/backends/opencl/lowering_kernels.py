@@ -10,6 +10,7 @@ import numpy as np
 
 from ...graph import Constant
 from ...ops import scalar as s
+from ...ops.crossentropy_total import CrossentropyGradTotal
 from ...ops.nnet import (
     CrossentropySoftmax,
     CrossentropySoftmaxGrad,
@@ -155,6 +156,55 @@ def lower_crossentropy_grad(builder, node) -> None:
     builder.add_specs(specs, node, [g, rows, y], costs + [out_rows])
 
 
+def lower_crossentropy_total(builder, node) -> None:
+    """The crossentropy gradient and the total of the row costs (``CrossentropyGradTotal``)
+    as one single-work-group kernel, the total stored in place when its shared variable is
+    read by no other node (the kernel is not deferred: later kernels need the gradient)."""
+    g_var, z_var, y_var, *others = node.inputs
+    op = node.op
+    xent, total_node = op._parts(g_var, z_var, y_var, others)
+    if math.prod(builder.shape(node.outputs[0])) != 1:
+        nll_shape, dz_shape = xent.op.infer_shape(xent, [builder.shape(v) for v in xent.inputs],
+                                                  None)
+        builder.shapes.update({xent.outputs[0].id: nll_shape, xent.outputs[1].id: dz_shape,
+                               total_node.outputs[0].id: builder.shape(node.outputs[0])})
+        lower_crossentropy_grad(builder, xent)
+        lower_reduce_epilogue(builder, total_node)
+        builder.set_array(node.outputs[0], builder.array(total_node.outputs[0]))
+        builder.set_array(node.outputs[1], builder.array(xent.outputs[1]))
+        return
+    g = g_var if builder.is_host_scalar(g_var) else builder.array(g_var)
+    z, y = builder.array(z_var), builder.array(y_var)
+    arrays = [None if builder.is_host_scalar(v) else builder.array(v) for v in others]
+    shared_var = builder.program.inplace_candidates.get(node.outputs[0].id)
+    read_elsewhere = shared_var is not None and any(
+        other is not node and shared_var in other.inputs for other in builder.program.nodes)
+    total = None if read_elsewhere else builder.inplace_target(
+        node, [a for a in (g, z, y) if isinstance(a, DeviceArray)],
+        aligned=[a for a in arrays if a is not None])
+    if total is None:
+        total = builder.new_array(node.outputs[0])
+    else:
+        builder.set_array(node.outputs[0], total)
+    operands, kinds = [], []
+    for var, array in zip(others, arrays):
+        operands.append(var if array is None else array)
+        kinds.append("value" if array is None else "first")
+    reduced_dtype = op.total_update.reduction.make_node(xent.outputs[0]).outputs[0].dtype
+    epilogue = StoreEpilogue(op.total_update.scalar_op, op.total_update.position, reduced_dtype,
+                             [v.dtype for v in others], kinds, total.dtype.name, first_input=3)
+    target = builder.new_array(node.outputs[1])
+    n = y.shape[0]
+    if n < z.shape[0]:
+        elementwise_into(builder, node, s.identity, [np.zeros((), target.dtype)], target)
+    rows, out_rows = _first_rows(z, n), _first_rows(target, n)
+    g_strides = None if g is g_var else (0,) if g_var.broadcastable[0] else g.strides
+    specs = k.crossentropy_total_specs(z.dtype.name, g_strides, rows.shape, rows.strides,
+                                       y.dtype.name, y.strides, epilogue,
+                                       op.total_update.reduction.kind == "mean")
+    builder.add_specs(specs, node, [g, rows, y, *operands], [total, out_rows])
+
+
 def lower_gather(builder, node) -> None:
     x, *indices = (builder.array(v) for v in node.inputs)
     target = builder.new_array(node.outputs[0])
@@ -215,6 +265,7 @@ KERNEL_LOWERINGS = {
     CrossentropySoftmax: lower_crossentropy,
     CrossentropySoftmaxGrad: lower_crossentropy_grad,
     CrossentropySoftmaxWithGrad: lower_crossentropy_grad,
+    CrossentropyGradTotal: lower_crossentropy_total,
     AdvancedSubtensor: lower_gather,
     TakeRows: lower_take_rows,
     AdvancedIncSubtensor: lower_scatter,

@@ -4,8 +4,13 @@
 from .generate import RandomBase, RandomKey, arange_specs, random_specs
 from .indexing import gather_specs, scatter_specs, take_rows_specs
 from .reduce import argmax_specs, reduce_specs
-from .softmax import crossentropy_grad_specs, crossentropy_specs, softmax_specs
+from .softmax import (
+    crossentropy_grad_specs,
+    crossentropy_specs,
+    crossentropy_total_specs,
+    softmax_specs,
+)
 
 __all__ = ["RandomBase", "RandomKey", "arange_specs", "argmax_specs", "crossentropy_grad_specs",
-           "crossentropy_specs", "gather_specs", "random_specs", "reduce_specs", "scatter_specs",
-           "softmax_specs", "take_rows_specs"]
+           "crossentropy_specs", "crossentropy_total_specs", "gather_specs", "random_specs",
+           "reduce_specs", "scatter_specs", "softmax_specs", "take_rows_specs"]

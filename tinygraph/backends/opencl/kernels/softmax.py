@@ -205,3 +205,58 @@ def crossentropy_grad_specs(dtype, g_strides, z_shape, z_strides, y_dtype, y_str
     return [KernelSpec(src, "tg_crossentropy_grad", gsize, lsize,
                        [g_arg, Operand("in", 1), Operand("in", 2), *outputs,
                         Operand("scratch", 0)], (1,), ("int32",))]
+
+
+_TOTAL_GROUP = 256  # work-items of the one work-group summing a crossentropy total
+
+
+def crossentropy_total_specs(dtype, g_strides, z_shape, z_strides, y_dtype, y_strides,
+                             total, mean: bool) -> list[KernelSpec]:
+    """The crossentropy gradient of :func:`crossentropy_grad_specs` into output 1, and the
+    row crossentropies summed (averaged when ``mean``) and stored through ``total`` (a
+    ``StoreEpilogue`` whose operands follow the three inputs) into output 0: one work-group
+    strides over the rows, then adds its work-items' sums in local memory."""
+    ctype, ytype = c_type(dtype), c_type(y_dtype)
+    n, k = z_shape
+    group = min(_TOTAL_GROUP, 1 << max(n - 1, 0).bit_length())
+    zs = z_strides[1]
+    stats, e = _row_stats(ctype, k, zs)
+    if g_strides is None:
+        g_param, g_value, g_arg = f"{ctype} g", "g", Operand("value", 0)
+    else:
+        g_param = f"__global const {ctype} *g, long g_off"
+        g_value, g_arg = f"g[g_off + row * {g_strides[0]}L]", Operand("in", 0)
+    value = f"part[0] / {n}" if mean else "part[0]"
+    dtypes = [dtype, total.out_dtype, *total.operand_dtypes]
+    src = (f"{fp64_pragma(*dtypes)}{math_source(ctype)}"
+           f"__kernel void tg_crossentropy_total({g_param}, "
+           f"__global const {ctype} *x, long x_off, __global const {ytype} *lab, long lab_off, "
+           f"{''.join(p + ', ' for p in total.params())}"
+           f"__global {c_type(total.out_dtype)} *y, long y_off, "
+           f"__global {ctype} *dz, long dz_off, __global int *err, long err_off) {{\n"
+           f"    __local {ctype} part[{group}];\n"
+           "    const long lid = get_local_id(0);\n"
+           f"    {ctype} acc = 0;\n"
+           f"    for (long row = lid; row < {n}L; row += {group}L) {{\n"
+           f"    __global {ctype} *q = dz + dz_off + row * {k}L;\n"
+           + _label(y_strides[0], k)
+           + f"    if (bad) {{ acc += NAN; for (long j = 0; j < {k}L; j++) q[j] = NAN; "
+           "continue; }\n"
+           f"    const __global {ctype} *p = x + x_off + row * {z_strides[0]}L;\n"
+           + stats
+           + f"    acc += tg_logp_{ctype}(s) - (p[label * {zs}L] - m);\n"
+           f"    {ctype} gi = {g_value}, inv = 1 / s;\n"
+           f"    for (long j = 0; j < {k}L; j++) q[j] = ({e}[j] * inv - (j == label)) * gi;\n"
+           "    }\n"
+           "    part[lid] = acc;\n"
+           "    barrier(CLK_LOCAL_MEM_FENCE);\n"
+           f"    for (long w = {group // 2}L; w > 0; w >>= 1) {{\n"
+           "        if (lid < w) part[lid] += part[lid + w];\n"
+           "        barrier(CLK_LOCAL_MEM_FENCE);\n"
+           "    }\n"
+           "    if (lid != 0) return;\n"
+           + "\n".join(total.store(value, "0", "total")) + "\n}\n")
+    return [KernelSpec(src, "tg_crossentropy_total", (group,), (group,),
+                       [g_arg, Operand("in", 1), Operand("in", 2), *total.args(),
+                        Operand("out", 0), Operand("out", 1), Operand("scratch", 0)],
+                       (1,), ("int32",))]
