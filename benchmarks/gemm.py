@@ -33,18 +33,25 @@ BATCH = 20
 # OpenBLAS worker threads busy-wait for about 0.1 s after a call (THREAD_TIMEOUT, 2^28
 # cycles): a batch started sooner shares the cores with them, so batches start this much later.
 SETTLE = 0.15
+# Calls before each timed batch, so both sides are timed in their steady state (worker threads
+# awake), as in training, not waking up from the pause.
+WARM = 3
 
 
 def batch_times(fns, reps):
     """Seconds per call of each (fn, finish) pair in reps batches of BATCH calls each.
 
     The batches of the candidates alternate, so load from other processes hits all alike, each
-    after a pause of SETTLE seconds, so none runs beside the previous one's spinning threads.
+    after a pause of SETTLE seconds, so none runs beside the previous one's spinning threads,
+    and WARM untimed calls.
     """
     times = [[] for _ in fns]
     for i in range(reps + 1):
         for fn, finish, out in zip(*zip(*fns), times):
             time.sleep(SETTLE)
+            for _ in range(WARM):
+                fn()
+            finish()
             t0 = time.perf_counter()
             for _ in range(BATCH):
                 fn()
