@@ -505,3 +505,20 @@ def test_a_bad_label_in_the_fused_cost_total_raises_the_crossentropy_error():
     fn(x, y)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\), got values from 0 to 9"):
         fn.sync()
+
+
+def test_an_error_says_which_values_the_call_had_updated_in_place():
+    """A step counter out of the table's range is reported after the call incremented it in
+    place: the error names the counter as shown after the update."""
+    table = tg.shared(np.zeros((3, 2), "int64"), name="table")
+    step = tg.shared(np.zeros(1, "int64"), name="step")
+    data = tg.shared(np.arange(8.0, dtype="float32").reshape(4, 2), name="data")
+    total = tg.shared(np.zeros((), "float32"), name="total")
+    rows = tg.reshape(table[step], (2,))
+    fn = tg.function([], [], updates=[(step, step + 1), (total, total + tg.sum(data[rows]))],
+                     device="opencl", name="walk")
+    for _ in range(3):
+        fn()
+    with pytest.raises(IndexError, match=r"index 4 is out of bounds") as info:
+        fn()  # step 3 is out of the table's 3 rows (total, a host scalar, makes the call wait)
+    assert "note: step shown as updated by the call (in place)" in str(info.value)

@@ -612,15 +612,39 @@ class Plan:
                 continue
             values = [read_view(queue, a, host_values) if isinstance(a, DeviceArray)
                       else np.asarray(host_values[a.id]) for a in operands]
+            note = self._updated_operands_note(operands)
             if node is not None and len(values) == len(node.inputs):
                 try:
                     node.op.perform(node, values)
                 except Exception as exc:  # noqa: BLE001 - re-raised with the node described
+                    if note:
+                        exc = _with_note(exc, note)
                     reraise_with_node(exc, node, values, self.program.name)
             raise IndexError(f"{op_name}: an index or label was out of range in a call of "
                              f"function {self.program.name!r} since its errors were last "
                              "checked (detected on the OpenCL device; calls without outputs "
-                             "are checked by the next call with outputs or by sync())")
+                             "are checked by the next call with outputs or by sync())"
+                             + (f"\n  {note}" if note else ""))
+
+    def _updated_operands_note(self, operands) -> str:
+        """A warning that the values shown for some operands are not the ones the kernel read:
+        this plan's calls update those shared variables in place (a step counter, say)."""
+        updated = {id(self.arrays[var.id].buffer): var for var in self.program.shared
+                   if var.id in self.inplace}
+        names = sorted({repr(updated[id(a.buffer)]) for a in operands
+                        if isinstance(a, DeviceArray) and id(a.buffer) in updated})
+        if not names:
+            return ""
+        return (f"note: {', '.join(names)} shown as updated by the call (in place), not as "
+                "the kernel read them")
+
+
+def _with_note(exc: Exception, note: str) -> Exception:
+    """``exc`` with ``note`` added to its message, as the same exception type if possible."""
+    try:
+        return type(exc)(f"{exc}\n  {note}")
+    except Exception:  # noqa: BLE001 - an exception type with other arguments
+        return RuntimeError(f"{exc}\n  {note}")
 
 
 def _may_write_into(value: Variable, target: SharedVariable) -> bool:
