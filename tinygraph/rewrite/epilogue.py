@@ -23,11 +23,11 @@ EPILOGUE_OPS = ("add", "sub", "mul", "true_div", "neg", "exp", "log", "tanh", "s
 COMPARISONS = ("gt", "ge", "lt", "le")
 
 
-def _steps_of(node: Apply):
-    op = node.op.scalar_op
-    if isinstance(op, Composite):
-        return list(op.steps), len(node.inputs)
-    return [(op, tuple(range(len(node.inputs))))], len(node.inputs)
+def _steps(scalar_op, nin: int) -> list:
+    """The steps of ``scalar_op`` over ``nin`` inputs (one step for a plain scalar op)."""
+    if isinstance(scalar_op, Composite):
+        return list(scalar_op.steps)
+    return [(scalar_op, tuple(range(nin)))]
 
 
 def _bias_vector(var: Variable) -> Variable | None:
@@ -38,12 +38,13 @@ def _bias_vector(var: Variable) -> Variable | None:
     return None
 
 
-def _supported(node: Apply, steps, nin: int) -> bool:
-    """Every step is an epilogue op, and comparisons only multiply float values."""
-    op = node.op.scalar_op
-    dtypes = [v.dtype for v in node.inputs] + list(
-        op.step_dtypes if isinstance(op, Composite) else [node.outputs[0].dtype])
-    out_dtype = node.outputs[0].dtype
+def epilogue_supported(scalar_op, input_dtypes, out_dtype: str) -> bool:
+    """Whether a GEMM epilogue can evaluate ``scalar_op`` of operands of ``input_dtypes``:
+    epilogue ops and constants of ``out_dtype`` only, comparisons only multiplying floats."""
+    nin = len(input_dtypes)
+    steps = _steps(scalar_op, nin)
+    dtypes = list(input_dtypes) + list(
+        scalar_op.step_dtypes if isinstance(scalar_op, Composite) else [out_dtype])
     for k, step in enumerate(steps):
         if step[0] == "const":
             if step[2] != out_dtype:
@@ -72,8 +73,9 @@ def _epilogue(node: Apply, clients) -> tuple[Composite, Variable, Variable | Non
     if not dots:
         return None
     d = dots[0]
-    steps, nin = _steps_of(node)
-    if not _supported(node, steps, nin):
+    nin = len(node.inputs)
+    steps = _steps(node.op.scalar_op, nin)
+    if not epilogue_supported(node.op.scalar_op, [v.dtype for v in node.inputs], out.dtype):
         return None
     bias, extras, add_index = None, [], None
     for b, var in enumerate(node.inputs):

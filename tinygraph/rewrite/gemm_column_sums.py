@@ -13,16 +13,9 @@ from collections.abc import Sequence
 
 from ..graph import Apply, Variable, client_counts, toposort
 from ..ops.blas import Gemm
-from ..ops.composite import Composite
 from ..ops.gemm_column_sums import GemmColumnSums
 from ..ops.reduce_epilogue import ReduceEpilogue
-from .epilogue import EPILOGUE_OPS
-
-
-def _epilogue_ops_only(scalar_op, dtype: str) -> bool:
-    steps = scalar_op.steps if isinstance(scalar_op, Composite) else [(scalar_op, ())]
-    return all(step[2] == dtype if step[0] == "const" else step[0].name in EPILOGUE_OPS
-               for step in steps)
+from .epilogue import epilogue_supported
 
 
 def _column_update(node: Apply) -> bool:
@@ -32,7 +25,7 @@ def _column_update(node: Apply) -> bool:
             and op.reduction.axes == (0,) and node.inputs[0].ndim == 2 and out.ndim == 1
             and out.dtype == node.inputs[0].dtype
             and all(v.type == out.type for v in node.inputs[1:])
-            and _epilogue_ops_only(op.scalar_op, out.dtype))
+            and epilogue_supported(op.scalar_op, [out.dtype] * len(node.inputs), out.dtype))
 
 
 def fuse_gemm_column_sums(outputs: Sequence[Variable]) -> list[Variable]:

@@ -281,15 +281,14 @@ def _coordinates(ndim: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def epilogue_expression(composite: Composite, dtype: str, names=None) -> str:
-    """An OpenCL C expression in ``v`` (input 0 of ``composite``) and ``e0, e1, ...`` (its other
-    inputs), or in ``names`` when given, valid for scalars and vectors of ``dtype`` (the GEMM
-    kernels apply it to vectors): no casts, literals that widen, ``?:`` with component-wise
-    conditions (comparisons give 1 or 0)."""
-    values = list(names) if names is not None else ["v"] + [
-        f"e{j}" for j in range(len(composite.input_dtypes) - 1)]
+def epilogue_expression(op: s.ScalarOp, dtype: str, names=None) -> str:
+    """An OpenCL C expression in ``v`` (input 0 of ``op``, a ``Composite`` or a plain scalar op)
+    and ``e0, e1, ...`` (its other inputs), or in ``names`` when given, valid for scalars and
+    vectors of ``dtype`` (the GEMM kernels apply it to vectors): no casts, literals that widen,
+    ``?:`` with component-wise conditions (comparisons give 1 or 0)."""
+    values = list(names) if names is not None else ["v"] + [f"e{j}" for j in range(op.nin - 1)]
     suffix = "f" if dtype == "float32" else ""
-    for step in composite.steps:
+    for step, _ in _steps(op, [dtype] * op.nin, dtype):
         if step[0] == "const":
             values.append(f"({c_literal(step[1], dtype)})")
             continue

@@ -424,16 +424,22 @@ class Plan:
         (self.deferred if deferred else self.launches).append(launch)
 
     def inplace_target(self, node, operands: list[DeviceArray],
-                       aligned: list[DeviceArray] = (), output: int = 0) -> DeviceArray | None:
+                       aligned: list[DeviceArray] = (), output: int = 0,
+                       deferred: bool = True) -> DeviceArray | None:
         """The shared array a kernel may overwrite in place (a deferred launch, after all
         others), or None when it must not: the output is not its own variable's update, its
         shape differs, or an operand reads an updated shared variable (which an earlier
         in-place launch may already have overwritten). ``operands`` are read anywhere;
         ``aligned`` ones only at the output's own positions, so the target itself may be one
-        of them (``b - eta * gb`` reading ``b``). ``output`` picks the node's output."""
+        of them (``b - eta * gb`` reading ``b``). ``output`` picks the node's output. A launch
+        that is not ``deferred`` (other kernels need its other outputs) runs in graph order,
+        so no other node may read the shared variable at all."""
         shared_var = self.program.inplace_candidates.get(node.outputs[output].id)
         if shared_var is None or shared_var.id not in self.arrays or \
                 self.shapes[shared_var.id] != self.shapes[node.outputs[output].id]:
+            return None
+        if not deferred and any(other is not node and shared_var in other.inputs
+                                for other in self.program.nodes):
             return None
         own = self.arrays[shared_var.id]
         updated = {id(self.arrays[t.id].buffer) for t, _ in self.program.updates

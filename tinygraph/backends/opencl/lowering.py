@@ -8,7 +8,6 @@ import numpy as np
 from ...graph import Constant, Variable
 from ...ops import scalar as s
 from ...ops.blas import Dot, DotEpilogue, Gemm
-from ...ops.composite import Composite
 from ...ops.elemwise import Elemwise
 from ...ops.gemm_column_sums import GemmColumnSums
 from ...ops.shape import Alloc, Concatenate, DimShuffle, Reshape, SpecifyBroadcastable
@@ -277,12 +276,9 @@ def lower_gemm_column_sums(builder, node) -> None:
     else:
         builder.set_array(out, column)
     op = node.op.column_update
-    scalar_op = op.scalar_op if isinstance(op.scalar_op, Composite) else Composite(
-        len(others) + 1, [(op.scalar_op, tuple(range(len(others) + 1)))],
-        [out.dtype] * (len(others) + 1))
     names = [f"o{j}" for j in range(len(others))]
     names.insert(op.position, "s")
-    expression = epilogue_expression(scalar_op, out.dtype, names)
+    expression = epilogue_expression(op.scalar_op, out.dtype, names)
     _lower_gemm_update(builder, node, column_deferred=deferred, column_epilogue=expression,
                        column_sums=[column, *arrays])
 

@@ -64,7 +64,20 @@ def lower_reduce_epilogue(builder, node) -> None:
         builder.set_array(node.outputs[0], target)
     else:
         target = builder.new_array(node.outputs[0])
-    operands, kinds = [x], []
+    operands, kinds = _store_operands(builder, node, others, arrays)
+    operands.insert(0, x)
+    reduced_dtype = op.reduction.make_node(x_var).outputs[0].dtype
+    epilogue = StoreEpilogue(op.scalar_op, op.position, reduced_dtype,
+                             [v.dtype for v in others], kinds, target.dtype.name)
+    specs = k.reduce_specs(op.reduction.kind, x.dtype.name, reduced_dtype, x.shape, x.strides,
+                           op.reduction.axes, epilogue=epilogue)
+    builder.add_specs(specs, node, operands, [target], deferred=in_place)
+
+
+def _store_operands(builder, node, others, arrays) -> tuple[list, list[str]]:
+    """(operands, kinds) of a ``StoreEpilogue``'s other operands: host scalars by value
+    (``arrays`` holds None for them), single elements, or contiguous arrays."""
+    operands, kinds = [], []
     for var, array in zip(others, arrays):
         if array is None:
             operands.append(var)
@@ -75,12 +88,7 @@ def lower_reduce_epilogue(builder, node) -> None:
         else:
             operands.append(contiguous(builder, node, array))
             kinds.append("element")
-    reduced_dtype = op.reduction.make_node(x_var).outputs[0].dtype
-    epilogue = StoreEpilogue(op.scalar_op, op.position, reduced_dtype,
-                             [v.dtype for v in others], kinds, target.dtype.name)
-    specs = k.reduce_specs(op.reduction.kind, x.dtype.name, reduced_dtype, x.shape, x.strides,
-                           op.reduction.axes, epilogue=epilogue)
-    builder.add_specs(specs, node, operands, [target], deferred=in_place)
+    return operands, kinds
 
 
 def _reduce_then_elementwise(builder, node, x: DeviceArray, reduced_shape) -> None:
@@ -140,26 +148,33 @@ def lower_crossentropy_grad(builder, node) -> None:
     """The crossentropy gradient (``CrossentropySoftmaxGrad``), or the crossentropies and
     their gradient in one kernel (``CrossentropySoftmaxWithGrad``). A one-element host
     gradient is passed by value."""
-    g_var, z_var, y_var = node.inputs
-    g = g_var if builder.is_host_scalar(g_var) else builder.array(g_var)
-    z, y = builder.array(z_var), builder.array(y_var)
-    n = y.shape[0]
     with_costs = len(node.outputs) == 2
     costs = [builder.new_array(node.outputs[0])] if with_costs else []
-    target = builder.new_array(node.outputs[-1])
-    if n < z.shape[0]:
-        elementwise_into(builder, node, s.identity, [np.zeros((), target.dtype)], target)
-    rows, out_rows = _first_rows(z, n), _first_rows(target, n)
-    g_strides = None if g is g_var else (0,) if g_var.broadcastable[0] else g.strides
-    specs = k.crossentropy_grad_specs(z.dtype.name, g_strides, rows.shape, rows.strides,
+    g, rows, y, out_rows, g_strides = _gradient_operands(builder, node)
+    specs = k.crossentropy_grad_specs(rows.dtype.name, g_strides, rows.shape, rows.strides,
                                       y.dtype.name, y.strides, with_costs)
     builder.add_specs(specs, node, [g, rows, y], costs + [out_rows])
 
 
+def _gradient_operands(builder, node):
+    """(g, logits rows, labels, gradient rows, g strides or None) of a crossentropy gradient
+    kernel: inputs 0-2 of ``node`` and its last output, whose rows past the labelled ones are
+    zeroed; a one-element host gradient is passed by value (strides None)."""
+    g_var, z_var, y_var = node.inputs[:3]
+    g = g_var if builder.is_host_scalar(g_var) else builder.array(g_var)
+    z, y = builder.array(z_var), builder.array(y_var)
+    n = y.shape[0]
+    target = builder.new_array(node.outputs[-1])
+    if n < z.shape[0]:
+        elementwise_into(builder, node, s.identity, [np.zeros((), target.dtype)], target)
+    g_strides = None if g is g_var else (0,) if g_var.broadcastable[0] else g.strides
+    return g, _first_rows(z, n), y, _first_rows(target, n), g_strides
+
+
 def lower_crossentropy_total(builder, node) -> None:
     """The crossentropy gradient and the total of the row costs (``CrossentropyGradTotal``)
-    as one single-work-group kernel, the total stored in place when its shared variable is
-    read by no other node (the kernel is not deferred: later kernels need the gradient)."""
+    as one single-work-group kernel, the total stored in place when safe without deferring
+    the kernel (later kernels need the gradient)."""
     g_var, z_var, y_var, *others = node.inputs
     op = node.op
     xent, total_node = op._parts(g_var, z_var, y_var, others)
@@ -173,33 +188,20 @@ def lower_crossentropy_total(builder, node) -> None:
         builder.set_array(node.outputs[0], builder.array(total_node.outputs[0]))
         builder.set_array(node.outputs[1], builder.array(xent.outputs[1]))
         return
-    g = g_var if builder.is_host_scalar(g_var) else builder.array(g_var)
-    z, y = builder.array(z_var), builder.array(y_var)
     arrays = [None if builder.is_host_scalar(v) else builder.array(v) for v in others]
-    shared_var = builder.program.inplace_candidates.get(node.outputs[0].id)
-    read_elsewhere = shared_var is not None and any(
-        other is not node and shared_var in other.inputs for other in builder.program.nodes)
-    total = None if read_elsewhere else builder.inplace_target(
-        node, [a for a in (g, z, y) if isinstance(a, DeviceArray)],
-        aligned=[a for a in arrays if a is not None])
+    read = [builder.array(v) for v in (g_var, z_var, y_var) if not builder.is_host_scalar(v)]
+    total = builder.inplace_target(node, read, aligned=[a for a in arrays if a is not None],
+                                   deferred=False)
     if total is None:
         total = builder.new_array(node.outputs[0])
     else:
         builder.set_array(node.outputs[0], total)
-    operands, kinds = [], []
-    for var, array in zip(others, arrays):
-        operands.append(var if array is None else array)
-        kinds.append("value" if array is None else "first")
+    operands, kinds = _store_operands(builder, node, others, arrays)
     reduced_dtype = op.total_update.reduction.make_node(xent.outputs[0]).outputs[0].dtype
     epilogue = StoreEpilogue(op.total_update.scalar_op, op.total_update.position, reduced_dtype,
                              [v.dtype for v in others], kinds, total.dtype.name, first_input=3)
-    target = builder.new_array(node.outputs[1])
-    n = y.shape[0]
-    if n < z.shape[0]:
-        elementwise_into(builder, node, s.identity, [np.zeros((), target.dtype)], target)
-    rows, out_rows = _first_rows(z, n), _first_rows(target, n)
-    g_strides = None if g is g_var else (0,) if g_var.broadcastable[0] else g.strides
-    specs = k.crossentropy_total_specs(z.dtype.name, g_strides, rows.shape, rows.strides,
+    g, rows, y, out_rows, g_strides = _gradient_operands(builder, node)
+    specs = k.crossentropy_total_specs(rows.dtype.name, g_strides, rows.shape, rows.strides,
                                        y.dtype.name, y.strides, epilogue,
                                        op.total_update.reduction.kind == "mean")
     builder.add_specs(specs, node, [g, rows, y, *operands], [total, out_rows])

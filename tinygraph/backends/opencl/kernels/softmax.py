@@ -166,6 +166,31 @@ def crossentropy_specs(dtype, z_shape, z_strides, y_dtype, y_strides) -> list[Ke
                         Operand("scratch", 0)], (1,), ("int32",))]
 
 
+def _gradient_operand(ctype, g_strides) -> tuple[str, str, Operand]:
+    """(kernel parameter, C value for row ``row``, argument) of the output gradient ``g``,
+    input 0: by value when ``g_strides`` is None, else an array."""
+    if g_strides is None:
+        return f"{ctype} g", "g", Operand("value", 0)
+    return (f"__global const {ctype} *g, long g_off", f"g[g_off + row * {g_strides[0]}L]",
+            Operand("in", 0))
+
+
+def _gradient_row(ctype, k, z_strides, y_strides, g_value, on_bad, leave, cost) -> str:
+    """C lines for row ``row`` of a crossentropy gradient into the row ``q``: read and check
+    the label (``on_bad`` then NaNs and ``leave`` for a bad one), the row's softmax, ``cost``
+    (a format string given the row's crossentropy, or "") and the gradient."""
+    zs = z_strides[1]
+    stats, e = _row_stats(ctype, k, zs)
+    cost_line = "    " + cost.format(f"tg_logp_{ctype}(s) - (p[label * {zs}L] - m)") + "\n" \
+        if cost else ""
+    return (_label(y_strides[0], k)
+            + f"    if (bad) {{ {on_bad}for (long j = 0; j < {k}L; j++) q[j] = NAN; {leave}; }}\n"
+            f"    const __global {ctype} *p = x + x_off + row * {z_strides[0]}L;\n"
+            + stats + cost_line
+            + f"    {ctype} gi = {g_value}, inv = 1 / s;\n"
+            f"    for (long j = 0; j < {k}L; j++) q[j] = ({e}[j] * inv - (j == label)) * gi;\n")
+
+
 def crossentropy_grad_specs(dtype, g_strides, z_shape, z_strides, y_dtype, y_strides,
                             with_costs: bool = False) -> list[KernelSpec]:
     """``(softmax(z[i]) - onehot(y[i])) * g[i]`` of output gradient input 0 (n,), logits
@@ -178,29 +203,18 @@ def crossentropy_grad_specs(dtype, g_strides, z_shape, z_strides, y_dtype, y_str
     if n == 0:
         return []
     gsize, lsize = launch_1d(n)
-    zs = z_strides[1]
-    stats, e = _row_stats(ctype, k, zs)
-    if g_strides is None:
-        g_param, g_value, g_arg = f"{ctype} g", "g", Operand("value", 0)
-    else:
-        g_param = f"__global const {ctype} *g, long g_off"
-        g_value, g_arg = f"g[g_off + row * {g_strides[0]}L]", Operand("in", 0)
+    g_param, g_value, g_arg = _gradient_operand(ctype, g_strides)
     costs_param = f"__global {ctype} *c, long c_off, " if with_costs else ""
-    bad_cost = "c[c_off + row] = NAN; " if with_costs else ""
-    cost = (f"    c[c_off + row] = tg_logp_{ctype}(s) - (p[label * {zs}L] - m);\n"
-            if with_costs else "")
     src = (f"{fp64_pragma(dtype)}{math_source(ctype)}"
            f"__kernel void tg_crossentropy_grad({g_param}, "
            f"__global const {ctype} *x, long x_off, __global const {ytype} *lab, long lab_off, "
            f"{costs_param}__global {ctype} *y, long y_off, __global int *err, long err_off) {{\n"
            f"    long row = get_global_id(0), gid = row;\n{guard(n, gsize)}"
            f"    __global {ctype} *q = y + y_off + row * {k}L;\n"
-           + _label(y_strides[0], k)
-           + f"    if (bad) {{ {bad_cost}for (long j = 0; j < {k}L; j++) q[j] = NAN; return; }}\n"
-           f"    const __global {ctype} *p = x + x_off + row * {z_strides[0]}L;\n"
-           + stats + cost
-           + f"    {ctype} gi = {g_value}, inv = 1 / s;\n"
-           f"    for (long j = 0; j < {k}L; j++) q[j] = ({e}[j] * inv - (j == label)) * gi;\n}}\n")
+           + _gradient_row(ctype, k, z_strides, y_strides, g_value,
+                           "c[c_off + row] = NAN; " if with_costs else "", "return",
+                           "c[c_off + row] = {};" if with_costs else "")
+           + "}\n")
     outputs = [Operand("out", 0), Operand("out", 1)] if with_costs else [Operand("out", 0)]
     return [KernelSpec(src, "tg_crossentropy_grad", gsize, lsize,
                        [g_arg, Operand("in", 1), Operand("in", 2), *outputs,
@@ -219,13 +233,7 @@ def crossentropy_total_specs(dtype, g_strides, z_shape, z_strides, y_dtype, y_st
     ctype, ytype = c_type(dtype), c_type(y_dtype)
     n, k = z_shape
     group = min(_TOTAL_GROUP, 1 << max(n - 1, 0).bit_length())
-    zs = z_strides[1]
-    stats, e = _row_stats(ctype, k, zs)
-    if g_strides is None:
-        g_param, g_value, g_arg = f"{ctype} g", "g", Operand("value", 0)
-    else:
-        g_param = f"__global const {ctype} *g, long g_off"
-        g_value, g_arg = f"g[g_off + row * {g_strides[0]}L]", Operand("in", 0)
+    g_param, g_value, g_arg = _gradient_operand(ctype, g_strides)
     value = f"part[0] / {n}" if mean else "part[0]"
     dtypes = [dtype, total.out_dtype, *total.operand_dtypes]
     src = (f"{fp64_pragma(*dtypes)}{math_source(ctype)}"
@@ -239,15 +247,9 @@ def crossentropy_total_specs(dtype, g_strides, z_shape, z_strides, y_dtype, y_st
            f"    {ctype} acc = 0;\n"
            f"    for (long row = lid; row < {n}L; row += {group}L) {{\n"
            f"    __global {ctype} *q = dz + dz_off + row * {k}L;\n"
-           + _label(y_strides[0], k)
-           + f"    if (bad) {{ acc += NAN; for (long j = 0; j < {k}L; j++) q[j] = NAN; "
-           "continue; }\n"
-           f"    const __global {ctype} *p = x + x_off + row * {z_strides[0]}L;\n"
-           + stats
-           + f"    acc += tg_logp_{ctype}(s) - (p[label * {zs}L] - m);\n"
-           f"    {ctype} gi = {g_value}, inv = 1 / s;\n"
-           f"    for (long j = 0; j < {k}L; j++) q[j] = ({e}[j] * inv - (j == label)) * gi;\n"
-           "    }\n"
+           + _gradient_row(ctype, k, z_strides, y_strides, g_value, "acc += NAN; ", "continue",
+                           "acc += {};")
+           + "    }\n"
            "    part[lid] = acc;\n"
            "    barrier(CLK_LOCAL_MEM_FENCE);\n"
            f"    for (long w = {group // 2}L; w > 0; w >>= 1) {{\n"
