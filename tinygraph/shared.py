@@ -39,7 +39,11 @@ class SharedVariable(Variable):
             raise TypeError(f"{label} has dtype {self.dtype}; got a value of dtype "
                             f"{array.dtype}. Convert it with .astype('{self.dtype}')")
         array = self.type.filter(array, name=label)
-        self._value = array if borrow and array.flags.writeable else array.copy()
+        self._replace_value(array if borrow and array.flags.writeable else array.copy())
+
+    def _replace_value(self, array: np.ndarray) -> None:
+        """Store ``array`` as the value, unchecked: the caller made it of this type."""
+        self._value = array
         self.version += 1
         if self.device_storage is not None:
             self.device_storage.host_changed(self)

@@ -102,3 +102,19 @@ def test_draw_only_inside_givens_advances():
     z = tg.vector("z")
     f = tg.function([], z * 2.0, givens={z: tg.RandomStreams(1).uniform((3,))})
     assert not np.array_equal(f(), f())
+
+
+def test_draws_follow_the_stream_when_a_shared_variable_resizes_them():
+    """Repeated calls reuse the host pass and only advance the streams; a set_value that
+    changes a draw's shape is seen by the next call."""
+    data = tg.shared(np.ones(4, "float32"))
+    f = tg.function([], data * tg.RandomStreams(11).uniform(data.shape))
+    results = [f(), f()]
+    data.set_value(np.full(6, 2.0, "float32"))
+    results += [f(), f()]
+    key, base, expected = philox.derive_key(11, 0), 0, []
+    for size, scale in ((4, 1.0), (4, 1.0), (6, 2.0), (6, 2.0)):
+        expected.append(scale * philox.uniform(key, base, (size,), "float32", 0.0, 1.0))
+        base += philox.blocks_used("uniform", size, "float32")
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)

@@ -6,6 +6,8 @@ the output shape and two distribution parameters; outputs are the advanced state
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..graph import Apply, Op, as_variable
@@ -71,8 +73,8 @@ class RandomDraw(Op):
     def next_state(self, state: np.ndarray, shape) -> np.ndarray:
         """The state after drawing a sample of ``shape`` from ``state``."""
         key, base = (int(v) for v in np.asarray(state).view("uint64"))
-        used = philox.blocks_used(self.distribution, int(np.prod(shape)), self.param_dtype(),
-                                  self.n)
+        used = philox.blocks_used(self.distribution, math.prod(int(s) for s in shape),
+                                  self.param_dtype(), self.n)
         return np.array([key, (base + used) & 0xFFFFFFFFFFFFFFFF], dtype="uint64").view("int64")
 
     def infer_shape(self, node, input_shapes, input_values):

@@ -82,8 +82,16 @@ class OpenCLProgram:
         self._plans: dict[tuple, Plan] = {}
         self._last_shapes: dict[int, tuple] = dict(self._constant_shapes)
         self._last_key: tuple | None = None
-        self._repeatable = all(kind != "random" for _, kind, *_ in self._steps) and \
-            all(var.id not in self.host_ids for var in self.inputs)
+        self._random_steps = [(node, in_ids, out_ids) for node, kind, in_ids, out_ids, _
+                              in self._steps if kind == "random"]
+        self._rng_states = [var for var in self.shared if any(
+            var.id == in_ids[0] for _, in_ids, _ in self._random_steps)]
+        self._rng_state_ids = {var.id for var in self._rng_states}
+        #: the random draws' new stream states (host values made by RandomDraw.next_state)
+        self.drawn_state_ids = {out_ids[0] for _, _, out_ids in self._random_steps}
+        self._repeatable = all(var.id not in self.host_ids for var in self.inputs) and all(
+            self.drawn_state_ids.isdisjoint(in_ids) for _, kind, in_ids, _, _ in self._steps
+            if kind != "random")
         self._last_pass: tuple = (None,)
         #: plans that ran calls without outputs whose error flags were not read yet
         self.unchecked_plans: set[Plan] = set()
@@ -148,6 +156,8 @@ class OpenCLProgram:
         signature = self._call_signature(values)
         if signature is not None and self._last_pass[0] == signature:
             _, host, shapes, key = self._last_pass
+            if self._random_steps:
+                host = self._next_random_states(host, shapes)
         else:
             host, shapes, key = self._host_pass(values)
             self._last_pass = (signature, host, shapes, key)
@@ -159,12 +169,25 @@ class OpenCLProgram:
 
     def _call_signature(self, values) -> tuple | None:
         """What the host pass of a call depends on, when that is only the input shapes and
-        the shared values (no host-valued inputs, no random streams): a call with the same
-        signature as the last one reuses its host pass. None when every call needs one."""
+        the shared values (no host-valued inputs): a call with the same signature as the last
+        one reuses its host pass, drawing only new random-stream states. The states of the
+        streams are left out: they change every call and nothing but the draws reads them.
+        None when every call needs a full pass."""
         if not self._repeatable:
             return None
+        rng_ids = self._rng_state_ids
         return (tuple(value.shape for value in values),
-                tuple(var.version for var in self.shared))
+                tuple(var.version for var in self.shared if var.id not in rng_ids))
+
+    def _next_random_states(self, host: dict, shapes: dict) -> dict:
+        """The last pass's host values with the random draws' states computed again from the
+        streams' current states (the draws' shapes are those of the last pass)."""
+        host = dict(host)
+        for var in self._rng_states:
+            host[var.id] = var._value
+        for node, in_ids, out_ids in self._random_steps:
+            host[out_ids[0]] = node.op.next_state(host[in_ids[0]], shapes[out_ids[1]])
+        return host
 
     def _host_pass(self, values):
         """Host values of the host part of the graph and shapes of every variable.
@@ -580,6 +603,8 @@ class Plan:
         for shared_var, value in program.updates:
             if shared_var.id not in program.host_ids:
                 shared_var.device_storage.mark_device_written()
+            elif value.id in program.drawn_state_ids:
+                shared_var._replace_value(host_values[value.id])
             elif value.id in host_values:
                 shared_var.set_value(np.array(host_values[value.id], dtype=shared_var.dtype))
             else:
