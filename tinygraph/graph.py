@@ -135,6 +135,14 @@ class Apply:
     def out(self) -> Variable:
         return self.outputs[0]
 
+    @classmethod
+    def part(cls, op: Op, inputs: Sequence[Variable], outputs: Sequence[Variable]) -> Apply:
+        """``op`` applied to ``inputs`` giving the existing ``outputs`` (which keep their
+        owner): one part of a fused node, for a backend that computes the parts separately."""
+        node = cls.__new__(cls)
+        node.op, node.inputs, node.outputs = op, list(inputs), list(outputs)
+        return node
+
     def clone_with_new_inputs(self, inputs: Sequence[Variable]) -> Apply:
         """The same op applied to other inputs (re-running its type checks)."""
         return self.op.make_node(*inputs)

@@ -373,3 +373,33 @@ def test_the_cost_total_joins_the_crossentropy_gradient_and_keeps_its_value():
     want = tg.function([x, y], outputs, device="numpy", rewrite=False)(*values)
     for g, w_ in zip(got, want):
         np.testing.assert_allclose(g, w_, rtol=1e-6, atol=1e-6)
+
+
+def test_a_layers_backward_product_and_updates_become_one_node_that_keeps_their_values():
+    """The OpenCL pipeline's BackpropUpdate (the gradient at a layer's input, d @ W.T times
+    the activation's derivative, with the layer's weight and bias updates), run by the NumPy
+    reference: the unfused values. The first layer has no backward product and stays a
+    GemmColumnSums."""
+    from tinygraph.ops.backprop_update import BackpropUpdate
+    from tinygraph.ops.gemm_column_sums import GemmColumnSums
+    from tinygraph.rewrite import OPENCL_PIPELINE
+
+    rng = np.random.default_rng(7)
+    x, d = tg.matrix("x"), tg.matrix("d")
+    w1 = tg.shared(rng.normal(size=(6, 5)).astype("float32"), name="w1")
+    b1 = tg.shared(rng.normal(size=5).astype("float32"), name="b1")
+    w2 = tg.shared(rng.normal(size=(5, 4)).astype("float32"), name="w2")
+    b2 = tg.shared(rng.normal(size=4).astype("float32"), name="b2")
+    h = tg.sigmoid(x @ w1 + b1)
+    d1 = (d @ w2.T) * h * (1 - h)
+    outputs = [w2 * 0.99 - 0.1 * (h.T @ d), b2 - 0.1 * tg.sum(d, axis=0),
+               w1 - 0.1 * (x.T @ d1), b1 - 0.1 * tg.sum(d1, axis=0)]
+    fused = optimize(outputs, OPENCL_PIPELINE)
+    kinds = [type(node.op) for node in toposort(fused)]
+    assert kinds.count(BackpropUpdate) == 1 and kinds.count(GemmColumnSums) == 1
+    values = [rng.normal(size=(3, 6)).astype("float32"), rng.normal(size=(3, 4)).astype(
+        "float32")]
+    got = tg.function([x, d], fused, device="numpy", rewrite=False)(*values)
+    want = tg.function([x, d], outputs, device="numpy", rewrite=False)(*values)
+    for g, w_ in zip(got, want):
+        np.testing.assert_allclose(g, w_, rtol=1e-5, atol=1e-6)

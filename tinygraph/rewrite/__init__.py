@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..graph import Variable
+from .backprop_update import fuse_backprop_updates
 from .canonicalize import CANONICALIZE
 from .constant_folding import fold_constants
 from .crossentropy import (
@@ -31,12 +32,14 @@ stabilize_pass = RewritePass("stabilize", STABILIZE)
 DEFAULT_PIPELINE = (merge, constant_folding, canonicalize, stabilize_pass, canonicalize, merge)
 #: the OpenCL backend also turns updates into in-place products, computes a crossentropy with
 #: its gradient (and the running total of its costs), fuses elementwise chains, product
-#: epilogues and reduction epilogues (a bias update into its weight update's product), and
-#: gathers the rows selected by one index in one node (after DEFAULT_PIPELINE's final merge,
-#: so equal index computations are already one variable)
+#: epilogues and reduction epilogues (a bias update into its weight update's product), a dense
+#: layer's backward product with its updates (one pass over its weights), and gathers the rows
+#: selected by one index in one node (after DEFAULT_PIPELINE's final merge, so equal index
+#: computations are already one variable)
 OPENCL_PIPELINE = DEFAULT_PIPELINE + (rewrite_gemm, constant_folding, fuse_crossentropy_with_grad,
                                       fuse_elemwise, fuse_epilogues, fuse_reduce_epilogues,
-                                      fuse_gemm_column_sums, fuse_crossentropy_total,
+                                      fuse_gemm_column_sums, fuse_backprop_updates,
+                                      fuse_crossentropy_total,
                                       fuse_row_gathers, merge)
 
 
@@ -56,7 +59,7 @@ def stabilize(outputs: Sequence[Variable]) -> list[Variable]:
 
 __all__ = ["DEFAULT_PIPELINE", "OPENCL_PIPELINE", "RewritePass", "fuse_elemwise", "fuse_epilogues",
            "fuse_crossentropy_with_grad", "fuse_reduce_epilogues", "fuse_row_gathers",
-           "fuse_gemm_column_sums", "fuse_crossentropy_total",
+           "fuse_gemm_column_sums", "fuse_backprop_updates", "fuse_crossentropy_total",
            "rewrite_gemm",
            "optimize",
            "stabilize", "merge", "constant_folding", "canonicalize", "stabilize_pass"]

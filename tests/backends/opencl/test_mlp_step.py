@@ -1,5 +1,5 @@
 """Issue 3's acceptance: a 784-100-10 MLP training step (forward, backward, fused in-place
-update) on the OpenCL device from a compiled function with minibatches given by ``givens``,
+updates) on the OpenCL device from a compiled function with minibatches given by ``givens``,
 matching the NumPy reference step for step."""
 
 import numpy as np
@@ -47,8 +47,10 @@ def test_mlp_training_step_matches_numpy_and_updates_in_place():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert runs["opencl"][0][-1] < runs["opencl"][0][0]
     source = runs["opencl"][2].kernels_source()
-    assert source.count("GemmColumnSums{") == 2 and source.count(" in place */") == 2, \
-        "each layer's weight and bias updates must be one in-place GEMM"
+    assert source.count("/* GemmColumnSums{") == 1 and source.count("/* BackpropUpdate{") == 1 \
+        and source.count(" in place */") == 2, \
+        "each layer's weight and bias updates must be one in-place kernel (the output layer's " \
+        "with the backward product)"
     assert "NumPy on the host" not in source, "every op of the step must run on the device"
 
 

@@ -62,9 +62,32 @@ class KernelLaunch:
                                           self.local_size)
 
 
-class GemmLaunch:
-    """A planned matrix product (see gemm.py), bound once when its operands and scalars are
-    fixed, else on every call (slice offsets, host-computed alpha or beta)."""
+class _PlannedLaunch:
+    """A launch of a plan's kernels (a product's, see gemm.py), bound once when its operands
+    and scalars are fixed, else on every call (slice offsets, host-computed alpha or beta).
+    Subclasses set ``alpha``, ``beta``, ``label``, ``source`` and define ``arrays``, ``_bind``."""
+
+    def finalize(self, host_values: dict) -> None:
+        """Bind the kernels once when no operand offset, alpha or beta changes per call."""
+        self._fixed = None
+        if not any(callable(v) for v in (self.alpha, self.beta)) and \
+                not any(callable(array.offset) for array in self.arrays()):
+            self._fixed = self._bind(host_values)
+
+    def enqueue(self, queue: cl.CommandQueue, host_values: dict):
+        event = None
+        for kernel, grid, local in self._fixed or self._bind(host_values):
+            event = cl.enqueue_nd_range_kernel(queue, kernel, grid, local)
+        return event
+
+    def _scalars(self, host_values: dict) -> dict:
+        """alpha and beta for this call."""
+        return {name: value(host_values) if callable(value) else value
+                for name, value in (("alpha", self.alpha), ("beta", self.beta))}
+
+
+class GemmLaunch(_PlannedLaunch):
+    """A planned matrix product (see gemm.py)."""
 
     def __init__(self, plan, a: DeviceArray, b: DeviceArray, c: DeviceArray, label: str,
                  alpha: float | Callable = 1.0, beta: float | Callable = 0.0,
@@ -80,19 +103,6 @@ class GemmLaunch:
         return [a for a in (self.a, self.b, self.c, self.bias, *self.extras, *self.column_sums)
                 if a is not None]
 
-    def finalize(self, host_values: dict) -> None:
-        """Bind the kernels once when no operand offset, alpha or beta changes per call."""
-        self._fixed = None
-        if not any(callable(v) for v in (self.alpha, self.beta)) and \
-                not any(callable(array.offset) for array in self.arrays()):
-            self._fixed = self._bind(host_values)
-
-    def enqueue(self, queue: cl.CommandQueue, host_values: dict):
-        event = None
-        for kernel, grid, local in self._fixed or self._bind(host_values):
-            event = cl.enqueue_nd_range_kernel(queue, kernel, grid, local)
-        return event
-
     def _bind(self, host_values: dict) -> list[tuple]:
         extra = {}
         if self.bias is not None:
@@ -103,11 +113,35 @@ class GemmLaunch:
             a_offset=self.a.resolve_offset(host_values),
             b_offset=self.b.resolve_offset(host_values),
             c_offset=self.c.resolve_offset(host_values),
-            alpha=self.alpha(host_values) if callable(self.alpha) else self.alpha,
-            beta=self.beta(host_values) if callable(self.beta) else self.beta,
             extras=[(e.cl_buffer, e.resolve_offset(host_values)) for e in self.extras],
             column_sums=[(v.cl_buffer, v.resolve_offset(host_values)) for v in self.column_sums],
-            **extra)
+            **self._scalars(host_values), **extra)
+
+
+class BackpropUpdateLaunch(_PlannedLaunch):
+    """A planned backward product with its layer's updates (see backprop_update.py), or the
+    updates alone; ``operands`` maps the plan's operand names (h, d, w, w_out and, with the
+    backward product, p) to arrays."""
+
+    def __init__(self, plan, operands: dict[str, DeviceArray], label: str,
+                 alpha: float | Callable, beta: float | Callable,
+                 extras: list[DeviceArray], column_sums: list[DeviceArray]):
+        self.plan, self.operands, self.label = plan, operands, label
+        self.alpha, self.beta = alpha, beta
+        self.extras, self.column_sums = list(extras), list(column_sums)
+        self.source = plan.source()
+
+    def arrays(self) -> list[DeviceArray]:
+        return [*self.operands.values(), *self.extras, *self.column_sums]
+
+    def _bind(self, host_values: dict) -> list[tuple]:
+        buffers = {"p": None} | {name: array.cl_buffer for name, array in self.operands.items()}
+        offsets = {f"{name}_offset": array.resolve_offset(host_values)
+                   for name, array in self.operands.items()}
+        return self.plan.bind(
+            **buffers, **offsets, **self._scalars(host_values),
+            extras=[(e.cl_buffer, e.resolve_offset(host_values)) for e in self.extras],
+            column_sums=[(v.cl_buffer, v.resolve_offset(host_values)) for v in self.column_sums])
 
 
 class UploadLaunch:

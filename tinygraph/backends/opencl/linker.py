@@ -20,6 +20,7 @@ import numpy as np
 import pyopencl as cl
 
 from ...graph import Constant, Variable, graph_inputs, toposort
+from ...ops.backprop_update import BackpropUpdate
 from ...ops.blas import Gemm
 from ...ops.crossentropy_total import CrossentropyGradTotal
 from ...ops.elemwise import Elemwise
@@ -456,15 +457,14 @@ class Plan:
         ``aligned`` ones only at the output's own positions, so the target itself may be one
         of them (``b - eta * gb`` reading ``b``). ``output`` picks the node's output. A launch
         that is not ``deferred`` (other kernels need its other outputs) runs in graph order,
-        so no other node may read the shared variable at all."""
+        so every other kernel reading the shared variable must run before it."""
         shared_var = self.program.inplace_candidates.get(node.outputs[output].id)
         if shared_var is None or shared_var.id not in self.arrays or \
                 self.shapes[shared_var.id] != self.shapes[node.outputs[output].id]:
             return None
-        if not deferred and any(other is not node and shared_var in other.inputs
-                                for other in self.program.nodes):
-            return None
         own = self.arrays[shared_var.id]
+        if not deferred and not self._read_only_before(node, own):
+            return None
         updated = {id(self.arrays[t.id].buffer) for t, _ in self.program.updates
                    if t.id in self.arrays}
         if any(id(a.buffer) in updated for a in operands) or \
@@ -472,6 +472,22 @@ class Plan:
             return None
         self.inplace.add(shared_var.id)
         return own
+
+    def _read_only_before(self, node, array: DeviceArray) -> bool:
+        """Whether every kernel reading ``array``'s buffer, other than ``node``'s, runs before
+        ``node``'s: the nodes reading it or a view of it (lowered so far) come earlier in graph
+        order and are not in-place updates (deferred to the end), and no output or update
+        reads it after the call."""
+        views = {var_id for var_id, other in self.arrays.items() if other.buffer is array.buffer}
+        position = self.program.nodes.index(node)
+        for index, other in enumerate(self.program.nodes):
+            if other is node or not any(v.id in views for v in other.inputs):
+                continue
+            if index > position or any(o.id in self.program.inplace_candidates
+                                       for o in other.outputs):
+                return False
+        finals = self.program.outputs + [value for _, value in self.program.updates]
+        return not any(v.id in views for v in finals)
 
     def gemm_plan(self, m, n, k, trans_a, trans_b, dtype, **options) -> GemmPlan:
         """A new GEMM plan (each launch gets its own: plans own their packing scratch);
@@ -681,12 +697,16 @@ def _with_note(exc: Exception, note: str) -> Exception:
 def _may_write_into(value: Variable, target: SharedVariable) -> bool:
     """Whether ``value``'s node can compute it in the buffer of ``target``: a Gemm
     accumulating into it, or an elementwise op (also a reduction's epilogue, a GemmColumnSums'
-    column update and a CrossentropyGradTotal's total) reading it at the output's
-    positions."""
+    or BackpropUpdate's column update and a CrossentropyGradTotal's total) reading it at the
+    output's positions."""
     node = value.owner
-    if isinstance(node.op, Gemm) or isinstance(node.op, GemmColumnSums) and value.index == 0:
+    updates = (GemmColumnSums, BackpropUpdate)
+    if isinstance(node.op, Gemm) or isinstance(node.op, updates) and value.index == 0:
         return node.inputs[0] is target
-    operands = node.inputs[5:] if isinstance(node.op, GemmColumnSums) else \
+    if isinstance(node.op, BackpropUpdate) and value.index == 2:
+        return False
+    operands = node.inputs[5:5 + node.op.n_column] if isinstance(node.op, BackpropUpdate) else \
+        node.inputs[5:] if isinstance(node.op, GemmColumnSums) else \
         node.inputs[3:] if isinstance(node.op, CrossentropyGradTotal) else \
         node.inputs[1:] if isinstance(node.op, ReduceEpilogue) else \
         node.inputs if isinstance(node.op, Elemwise) else []

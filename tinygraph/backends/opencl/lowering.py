@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...graph import Constant, Variable
+from ...graph import Apply, Constant, Variable
 from ...ops import scalar as s
+from ...ops.backprop_update import BackpropUpdate
 from ...ops.blas import Dot, DotEpilogue, Gemm
 from ...ops.elemwise import Elemwise
 from ...ops.gemm_column_sums import GemmColumnSums
 from ...ops.shape import Alloc, Concatenate, DimShuffle, Reshape, SpecifyBroadcastable
 from ...ops.subtensor import SYMBOLIC, IncSubtensor, Subtensor, _decode
+from .backprop_update import BackpropUpdatePlan
+from .backprop_update import supports as backprop_update_supports
 from .elemwise_codegen import elemwise_spec, epilogue_expression
 from .kernel_spec import KernelSpec, Operand, c_type
-from .launches import GemmLaunch
+from .launches import BackpropUpdateLaunch, GemmLaunch
 from .storage import DeviceArray, contiguous_strides
 
 
@@ -279,8 +282,41 @@ def lower_gemm_column_sums(builder, node) -> None:
     names = [f"o{j}" for j in range(len(others))]
     names.insert(op.position, "s")
     expression = epilogue_expression(op.scalar_op, out.dtype, names)
+    h = _rows_of_transpose(builder.array(a_var))
+    if h is not None and backprop_update_supports(builder.shape(b_var)[0], builder.runtime.device,
+                                                  out.dtype, backward=False):
+        _lower_row_update(builder, node, h, deferred, expression, [column, *arrays])
+        return
     _lower_gemm_update(builder, node, column_deferred=deferred, column_epilogue=expression,
                        column_sums=[column, *arrays])
+
+
+def _lower_row_update(builder, node, h: DeviceArray, column_deferred: bool,
+                      column_epilogue: str, column_sums: list[DeviceArray]) -> None:
+    """The products of a GemmColumnSums node whose A is the transpose of ``h``, a matrix of
+    few rows (a minibatch's activations), by the update kernel of backprop_update.py: each
+    work-item streams its rows of W once, nothing packed."""
+    c_var, alpha, _, b_var, beta = node.inputs[:5]
+    d = contiguous(builder, node, builder.array(b_var))
+    w = contiguous(builder, node, builder.array(c_var))
+    target = builder.inplace_target(node, [h, d], aligned=[w])
+    deferred = target is not None
+    if target is None:
+        target = builder.new_array(node.outputs[0])
+    else:
+        builder.set_array(node.outputs[0], target)
+    (batch, n_out), n_in = d.shape, w.shape[0]
+    dtype = node.outputs[0].dtype
+    if dtype == "float64":
+        builder.runtime.require_fp64(str(node.op))
+    plan = BackpropUpdatePlan(builder.runtime.context, batch, n_in, n_out, dtype=dtype,
+                              column_epilogue=column_epilogue, columns=len(column_sums) - 1,
+                              backward=False, program_cache=builder.runtime.program_cache)
+    in_place = deferred or column_deferred
+    builder.add_launch(BackpropUpdateLaunch(
+        plan, {"h": h, "d": d, "w": w, "w_out": target},
+        label=str(node.op) + (" in place" if in_place else ""), alpha=_scalar(builder, alpha),
+        beta=_scalar(builder, beta), extras=[], column_sums=column_sums), deferred=in_place)
 
 
 def _lower_gemm_update(builder, node, column_deferred: bool = False,
@@ -341,6 +377,64 @@ def lower_dot_epilogue(builder, node) -> None:
                                   extras=extras))
 
 
+def _rows_of_transpose(array: DeviceArray) -> DeviceArray | None:
+    """The contiguous matrix X (row-major) of which ``array`` is the transposed view X.T,
+    or None when ``array`` is not laid out that way."""
+    rows, cols = array.shape
+    if (rows == 1 or array.strides[0] == 1) and (cols == 1 or array.strides[1] == rows):
+        return DeviceArray(array.buffer, array.offset, (cols, rows), (rows, 1), array.dtype)
+    return None
+
+
+def lower_backprop_update(builder, node) -> None:
+    """A dense layer's backward product and its weight and bias updates (``BackpropUpdate``)
+    in one pass over W when the minibatch is small enough for that kernel, writing W and the
+    bias in place when no later kernel reads them; else the two products (the update in place
+    after all other launches)."""
+    op, split = node.op, 5 + node.op.n_column
+    w_var, alpha, h_t_var, d_var, beta = node.inputs[:5]
+    batch, n_out = builder.shape(d_var)
+    n_in = builder.shape(w_var)[0]
+    dtype = node.outputs[0].dtype
+    h = _rows_of_transpose(builder.array(h_t_var))
+    if h is None or 0 in (batch, n_in, n_out) or node.outputs[2].dtype != dtype or \
+            not backprop_update_supports(batch, builder.runtime.device, dtype):
+        lower_dot_epilogue(builder, Apply.part(op.backward, [d_var, *node.inputs[split:]],
+                                               node.outputs[2:]))
+        lower_gemm_column_sums(builder, Apply.part(op.update, node.inputs[:split],
+                                                   node.outputs[:2]))
+        return
+    if dtype == "float64":
+        builder.runtime.require_fp64(str(op))
+    d = contiguous(builder, node, builder.array(d_var))
+    w = contiguous(builder, node, builder.array(w_var))
+    columns = [contiguous(builder, node, builder.array(v)) for v in node.inputs[5:split]]
+    extras = [contiguous(builder, node, builder.array(v)) for v in node.inputs[split + 1:]]
+    read = [h, d, *extras]
+    targets = []
+    for output, aligned in ((0, [w]), (1, columns)):
+        target = builder.inplace_target(node, read, aligned=aligned, output=output,
+                                        deferred=False)
+        if target is None:
+            target = builder.new_array(node.outputs[output])
+        else:
+            builder.set_array(node.outputs[output], target)
+        targets.append(target)
+    gradient = builder.new_array(node.outputs[2])
+    names = [f"o{j}" for j in range(len(columns))]
+    names.insert(op.update.column_update.position, "s")
+    plan = BackpropUpdatePlan(
+        builder.runtime.context, batch, n_in, n_out, dtype=dtype,
+        epilogue=epilogue_expression(op.backward.epilogue, dtype), extras=len(extras),
+        column_epilogue=epilogue_expression(op.update.column_update.scalar_op, dtype, names),
+        columns=len(columns), program_cache=builder.runtime.program_cache)
+    builder.add_launch(BackpropUpdateLaunch(
+        plan, {"h": h, "d": d, "w": w, "w_out": targets[0], "p": gradient},
+        label=str(op) + (" in place" if targets[0] is w else ""),
+        alpha=_scalar(builder, alpha), beta=_scalar(builder, beta), extras=extras,
+        column_sums=[targets[1], *columns]))
+
+
 LOWERINGS = {
     Elemwise: lower_elemwise,
     DimShuffle: lower_dimshuffle,
@@ -354,4 +448,5 @@ LOWERINGS = {
     Gemm: lower_gemm,
     DotEpilogue: lower_dot_epilogue,
     GemmColumnSums: lower_gemm_column_sums,
+    BackpropUpdate: lower_backprop_update,
 }
