@@ -159,7 +159,8 @@ def test_float64_random(env, m, n, k, op, offsets, alpha, beta, bias, epilogue):
 # (blocks of 4-6 and 5, 6 or 8 rows; 16 or 32 float columns).
 PATHS = [
     ("NN", 10, 100, 784, "gemm_5", "gemm_5"),  # B read in place
-    ("NN", 100, 130, 300, "gemm_6", "gemm_8"),  # B packed, partial last panel
+    ("NN", 100, 130, 300, "gemm_6", "gemm_8"),  # partial last panel
+    ("NN", 64, 40, 16384, "gemm_6", "gemm_8"),  # B (2.5 MiB) packed
     ("NN", 7, 7, 33, "gemm_narrow", "gemm_narrow"),  # n < NR, little work: rows, no packing
     ("NN", 700, 9, 400, "gemm_6", "gemm_8"),  # n < NR, much work: B packed and padded
     ("NN", 3, 9, 80000, "gemm_4", "gemm_5"),  # the same with m < MR
@@ -172,10 +173,11 @@ PATHS = [
     ("NT", 10, 45, 37, "gemm_dot", "gemm_dot"),  # B^T read in place along k
     ("NT", 64, 33, 50, "gemm_6", "gemm_8"),  # B^T packed by register transposes
     ("TN", 30, 40, 20, "gemm_6_cols", "gemm_8_cols"),  # A^T read in place
-    ("TN", 100, 50, 400, "gemm_6_panel", "gemm_8_panel"),  # A^T packed
+    ("TN", 100, 50, 400, "gemm_6_cols", "gemm_8_cols"),  # A^T in place, several panels
+    ("TN", 1024, 40, 1024, "gemm_6_panel", "gemm_8_panel"),  # A^T (4 MiB) packed
     ("TN", 3, 50, 400, "gemm_4_cols", "gemm_5_cols"),  # m < MR
     ("TT", 20, 40, 40, "gemm_5_cols", "gemm_5_cols"),  # A^T in place, B^T packed
-    ("TT", 100, 50, 400, "gemm_6_panel", "gemm_8_panel"),  # both packed
+    ("TT", 1024, 40, 1024, "gemm_6_panel", "gemm_8_panel"),  # both packed
 ]
 
 

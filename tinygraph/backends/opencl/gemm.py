@@ -7,9 +7,11 @@ blocks of C in registers from scalar broadcasts of A and vector loads of B, with
 memory and no branch in the inner loop. NR is two vector registers and MR is chosen per device:
 4..6 rows of 16 floats (8 doubles) for AVX2, 5, 6 or 8 rows of 32 floats (16 doubles) on a
 device compiling for AVX-512 (Debian's PoCL names the target in the device name).
-B is read in place or from NR-column panels packed by a small kernel; A^T is packed likewise
-for large TN products. The last column block is shifted left to stay in bounds, so nothing is
-padded unless N < NR. NT products with few rows use a dot-product kernel that packs nothing;
+B is read in place, or from NR-column panels packed by a small kernel when it is B^T,
+narrower than a panel or 2 MiB or more; A^T is packed likewise from 4 MiB (a launch
+costs more than packing saves below). The last column block is shifted left to
+stay in bounds, so nothing is padded unless N < NR. NT products with few rows use a
+dot-product kernel that packs nothing;
 so does a product narrower than a panel with little work in all (an MLP's last layer), one
 work-item computing whole rows of C.
 Shapes are kernel arguments (compile-time constants measured no faster), so there is one
@@ -31,7 +33,11 @@ _DOT_ROWS, _DOT_COLS = {256: 2, 512: 5}, 4
 _PACK_K = 64  # k rows packed per work-item
 _PACK_BLOCKS = 16  # row blocks of A^T packed per work-item
 _PACK_MIN_BLOCKS = 8  # pack an operand once this many row blocks share it
-_PACK_MIN_BYTES = 128 * 1024  # and it holds this much (smaller ones stay in cache)
+# and it holds this much (B, A^T): blocks walking a band of rows per panel read smaller ones in
+# place as fast or faster than packing them costs (measured 256x784x200 to 1024^3, NN and TN;
+# a 1024-column B in place is 1.6x slower on AVX2)
+_PACK_B_MIN_BYTES = 2 << 20
+_PACK_A_MIN_BYTES = 4 << 20
 _DOT_MAX_M = 32  # NT products with at most this many rows use the dot-product kernel
 _NARROW_MAX_WORK = 1 << 21  # multiply-adds up to which C narrower than a panel is not packed
 _BAND_BYTES = 256 * 1024  # rows of A walked per B panel, kept in L2
@@ -667,8 +673,8 @@ class GemmPlan:
             nbi, npan = -(-m // mr), -(-n // nr)
             blocks, block_work = nbi * npan, mr * nr * (k + 8)
             reused = nbi >= _PACK_MIN_BLOCKS
-            b_packed = self.trans_b or n < nr or reused and k * n * size >= _PACK_MIN_BYTES
-            a_packed = self.trans_a and reused and npan > 1 and m * k * size >= _PACK_MIN_BYTES
+            b_packed = self.trans_b or n < nr or reused and k * n * size >= _PACK_B_MIN_BYTES
+            a_packed = self.trans_a and reused and npan > 1 and m * k * size >= _PACK_A_MIN_BYTES
             name = f"gemm_{mr}" + ("_panel" if a_packed else "_cols" if self.trans_a else "")
             grid = -(-k // _PACK_K)
             if a_packed:
