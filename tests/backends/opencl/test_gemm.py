@@ -166,7 +166,8 @@ PATHS = [
     ("NN", 3, 9, 80000, "gemm_4", "gemm_5"),  # the same with m < MR
     ("NN", 13, 40, 1, "gemm_5", "gemm_8"),  # k = 1
     ("TN", 100, 7, 10, "gemm_narrow", "gemm_narrow"),  # an MLP's last weight update
-    ("NT", 64, 7, 50, "gemm_narrow", "gemm_narrow"),  # B^T read in place, by columns
+    ("NT", 40, 7, 50, "gemm_narrow", "gemm_narrow"),  # B^T read in place, by columns
+    ("NT", 64, 7, 50, "gemm_6", "gemm_8"),  # the same with more work: B^T packed, padded
     ("TT", 6, 7, 9, "gemm_narrow", "gemm_narrow"),
     ("NN", 200, 70, 3, "gemm_6", "gemm_8"),  # k tiny: several blocks per work-item
     ("NN", 301, 403, 157, "gemm_6", "gemm_8"),  # several bands of row blocks
