@@ -308,6 +308,14 @@ def test_a_rewrite_changing_the_type_is_rejected():
         RewritePass("bad", [bad])([tg.exp(x)])
 
 
+def assert_fused_keeps_values(inputs, fused, outputs, values, rtol=1e-6):
+    """The rewritten outputs, run by the NumPy reference, equal the unfused ones."""
+    got = tg.function(inputs, fused, device="numpy", rewrite=False)(*values)
+    want = tg.function(inputs, outputs, device="numpy", rewrite=False)(*values)
+    for g, w_ in zip(got, want):
+        np.testing.assert_allclose(g, w_, rtol=rtol, atol=1e-6)
+
+
 def test_product_epilogues_with_extra_operands_keep_their_values():
     """The OpenCL pipeline's DotEpilogue (bias, activation, and a matrix read alongside) run
     by the NumPy reference: the same values as the unfused graph."""
@@ -325,10 +333,7 @@ def test_product_epilogues_with_extra_operands_keep_their_values():
     assert [(op.has_bias, op.n_extra) for op in ops] == [(True, 1), (False, 1)]
     values = [rng.normal(size=(4, 6)).astype("float32"), rng.normal(size=(4, 5)).astype(
         "float32")]
-    got = tg.function([x, h], fused, device="numpy", rewrite=False)(*values)
-    want = tg.function([x, h], outputs, device="numpy", rewrite=False)(*values)
-    for g, w_ in zip(got, want):
-        np.testing.assert_allclose(g, w_, rtol=1e-6, atol=1e-6)
+    assert_fused_keeps_values([x, h], fused, outputs, values)
 
 
 def test_weight_and_bias_updates_become_one_node_that_keeps_their_values():
@@ -348,10 +353,7 @@ def test_weight_and_bias_updates_become_one_node_that_keeps_their_values():
     assert len(nodes) == 1 and nodes[0].outputs[1] in fused
     values = [rng.normal(size=(3, 6)).astype("float32"), rng.normal(size=(3, 5)).astype(
         "float32"), rng.normal(size=(3, 5)).astype("float32")]
-    got = tg.function([h, d, e], fused, device="numpy", rewrite=False)(*values)
-    want = tg.function([h, d, e], outputs, device="numpy", rewrite=False)(*values)
-    for g, w_ in zip(got, want):
-        np.testing.assert_allclose(g, w_, rtol=1e-6, atol=1e-6)
+    assert_fused_keeps_values([h, d, e], fused, outputs, values)
 
 
 def test_the_cost_total_joins_the_crossentropy_gradient_and_keeps_its_value():
@@ -369,10 +371,7 @@ def test_the_cost_total_joins_the_crossentropy_gradient_and_keeps_its_value():
     fused = optimize(outputs, OPENCL_PIPELINE)
     assert [type(node.op) for node in toposort(fused)].count(CrossentropyGradTotal) == 1
     values = [rng.normal(size=(4, 5)).astype("float32"), np.array([0, 2, 1, 2], "int32")]
-    got = tg.function([x, y], fused, device="numpy", rewrite=False)(*values)
-    want = tg.function([x, y], outputs, device="numpy", rewrite=False)(*values)
-    for g, w_ in zip(got, want):
-        np.testing.assert_allclose(g, w_, rtol=1e-6, atol=1e-6)
+    assert_fused_keeps_values([x, y], fused, outputs, values)
 
 
 def test_a_layers_backward_product_and_updates_become_one_node_that_keeps_their_values():
@@ -399,7 +398,4 @@ def test_a_layers_backward_product_and_updates_become_one_node_that_keeps_their_
     assert kinds.count(BackpropUpdate) == 1 and kinds.count(GemmColumnSums) == 1
     values = [rng.normal(size=(3, 6)).astype("float32"), rng.normal(size=(3, 4)).astype(
         "float32")]
-    got = tg.function([x, d], fused, device="numpy", rewrite=False)(*values)
-    want = tg.function([x, d], outputs, device="numpy", rewrite=False)(*values)
-    for g, w_ in zip(got, want):
-        np.testing.assert_allclose(g, w_, rtol=1e-5, atol=1e-6)
+    assert_fused_keeps_values([x, d], fused, outputs, values, rtol=1e-5)

@@ -88,19 +88,14 @@ def check(got, ref, k, dtype):
     np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
 
 
-def run_step(env, batch, n_in, n_out, dtype=np.float32, extras=0, columns=1, in_place=True,
-             offsets=None, alpha=-0.01, beta=1.0, p_is_e0=False, seed=0):
-    """Run one step on fresh operands and compare P, W_out and V with NumPy in float64."""
-    plan = env.plan(batch, n_in, n_out, dtype, extras, columns)
-    rng = np.random.default_rng(seed)
+def _update_operands(env, rng, batch, n_in, n_out, dtype, columns, in_place, off):
+    """Random H, D, W and O0.. in buffers at the offsets ``off``, and the outputs W_out and V
+    (W itself and O0 when ``in_place``, else fresh buffers): (arrays, buffers, outputs)."""
     h = rng.standard_normal((batch, n_in)).astype(dtype)
     d = rng.standard_normal((batch, n_out)).astype(dtype)
     w = rng.standard_normal((n_in, n_out)).astype(dtype)
-    e = [rng.standard_normal((batch, n_in)).astype(dtype) for _ in range(extras)]
     o = [rng.standard_normal(n_out).astype(dtype) for _ in range(columns)]
-    off = dict(h=0, d=0, w=0, w_out=0, p=0, v=0) if offsets is None else offsets
     bh, bd, bw = env.buffer(h, off["h"]), env.buffer(d, off["d"]), env.buffer(w, off["w"])
-    eb = [(env.buffer(x, 2 + k), 2 + k) for k, x in enumerate(e)]
     ob = [(env.buffer(x, 1 + k), 1 + k) for k, x in enumerate(o)]
     if in_place:
         w_out, w_out_offset = bw, off["w"]
@@ -109,6 +104,19 @@ def run_step(env, batch, n_in, n_out, dtype=np.float32, extras=0, columns=1, in_
     else:
         w_out, w_out_offset = env.buffer(np.zeros_like(w), off["w_out"]), off["w_out"]
         v, v_offset = env.buffer(np.zeros(n_out, dtype), off["v"]), off["v"]
+    return (h, d, w, o), (bh, bd, bw, ob), (w_out, w_out_offset, v, v_offset)
+
+
+def run_step(env, batch, n_in, n_out, dtype=np.float32, extras=0, columns=1, in_place=True,
+             offsets=None, alpha=-0.01, beta=1.0, p_is_e0=False, seed=0):
+    """Run one step on fresh operands and compare P, W_out and V with NumPy in float64."""
+    plan = env.plan(batch, n_in, n_out, dtype, extras, columns)
+    rng = np.random.default_rng(seed)
+    off = dict(h=0, d=0, w=0, w_out=0, p=0, v=0) if offsets is None else offsets
+    (h, d, w, o), (bh, bd, bw, ob), (w_out, w_out_offset, v, v_offset) = _update_operands(
+        env, rng, batch, n_in, n_out, dtype, columns, in_place, off)
+    e = [rng.standard_normal((batch, n_in)).astype(dtype) for _ in range(extras)]
+    eb = [(env.buffer(x, 2 + k), 2 + k) for k, x in enumerate(e)]
     if p_is_e0:
         p, p_offset = eb[0]
     else:
@@ -300,20 +308,9 @@ def run_update(env, batch, n_in, n_out, dtype=np.float32, columns=1, in_place=Tr
     """One update on fresh operands against NumPy in float64 (p=None; p_offset is ignored)."""
     plan = update_plan(env, batch, n_in, n_out, dtype, columns)
     rng = np.random.default_rng(seed)
-    h = rng.standard_normal((batch, n_in)).astype(dtype)
-    d = rng.standard_normal((batch, n_out)).astype(dtype)
-    w = rng.standard_normal((n_in, n_out)).astype(dtype)
-    o = [rng.standard_normal(n_out).astype(dtype) for _ in range(columns)]
     off = dict(h=0, d=0, w=0, w_out=0, v=0) if offsets is None else offsets
-    bh, bd, bw = env.buffer(h, off["h"]), env.buffer(d, off["d"]), env.buffer(w, off["w"])
-    ob = [(env.buffer(x, 1 + k), 1 + k) for k, x in enumerate(o)]
-    if in_place:
-        w_out, w_out_offset = bw, off["w"]
-        v, v_offset = ob[0] if columns else (env.buffer(np.zeros(n_out, dtype), off["v"]),
-                                             off["v"])
-    else:
-        w_out, w_out_offset = env.buffer(np.zeros_like(w), off["w_out"]), off["w_out"]
-        v, v_offset = env.buffer(np.zeros(n_out, dtype), off["v"]), off["v"]
+    (h, d, w, o), (bh, bd, bw, ob), (w_out, w_out_offset, v, v_offset) = _update_operands(
+        env, rng, batch, n_in, n_out, dtype, columns, in_place, off)
     plan.enqueue(env.queue, bh, bd, bw, w_out, None, h_offset=off["h"], d_offset=off["d"],
                  w_offset=off["w"], w_out_offset=w_out_offset, p_offset=99,
                  column_sums=[(v, v_offset), *ob], alpha=alpha, beta=beta)

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 import pyopencl as cl
 
-from .gemm import _TYPES, _build, vector_bits
+from .gemm import _TYPES, _build, check_buffer, checked_dtype, vector_bits
 
 _REGISTERS = {256: 16, 512: 32}  # vector registers by vector bits
 _MAX_ROWS = 4  # rows of W per block at most (a power of two: blocks tile the chunks)
@@ -480,16 +480,7 @@ class BackpropUpdatePlan:
         for name, v in (("extras", extras), ("columns", columns)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"BackpropUpdatePlan: {name} must be an int >= 0, not {v!r}")
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            dtype = None
-        if dtype not in _TYPES:
-            raise ValueError(
-                f"BackpropUpdatePlan: dtype must be float32 or float64, not {dtype} ({shapes})")
-        if dtype == np.float64 and any("cl_khr_fp64" not in d.extensions for d in context.devices):
-            raise ValueError("BackpropUpdatePlan: float64 needs a device with cl_khr_fp64; "
-                             "use float32")
+        dtype = checked_dtype(dtype, context, "BackpropUpdatePlan", shapes)
         backward = bool(backward)
         if not backward and (epilogue is not None or extras != 0):
             raise ValueError("BackpropUpdatePlan: without the backward product (backward=False) "
@@ -549,17 +540,12 @@ class BackpropUpdatePlan:
         return self._source
 
     def _check(self, name, buf, offset, count):
-        """Raise ValueError unless buf holds count elements from offset."""
-        if not isinstance(buf, cl.Buffer):
-            raise ValueError(
-                f"BackpropUpdatePlan: {name} must be a pyopencl Buffer, not {type(buf)}")
-        if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+        """Raise ValueError unless buf holds count elements from offset (an int)."""
+        if isinstance(buf, cl.Buffer) and (
+                isinstance(offset, bool) or not isinstance(offset, (int, np.integer))):
             raise ValueError(f"BackpropUpdatePlan: the offset of {name} must be an int")
-        if offset < 0 or (offset + count) * self.dtype.itemsize > buf.size:
-            raise ValueError(
-                f"BackpropUpdatePlan: {name} needs {count} elements from offset {offset} but "
-                f"its buffer holds {buf.size // self.dtype.itemsize} (batch={self.batch}, "
-                f"n_in={self.n_in}, n_out={self.n_out})")
+        check_buffer("BackpropUpdatePlan", name, buf, offset, count, self.dtype.itemsize,
+                     f"batch={self.batch}, n_in={self.n_in}, n_out={self.n_out}")
 
     def enqueue(self, queue: cl.CommandQueue, h, d, w, w_out, p, *, h_offset=0, d_offset=0,
                 w_offset=0, w_out_offset=0, p_offset=0, extras=(), column_sums=(), alpha=1.0,

@@ -582,6 +582,31 @@ def program_source(
     return "\n".join(lines)
 
 
+def checked_dtype(dtype, context, owner: str, shapes: str) -> np.dtype:
+    """``dtype`` as a NumPy dtype a plan of ``owner`` can compute in on ``context``, else a
+    ValueError naming the plan and its ``shapes``."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        dtype = None
+    if dtype not in _TYPES:
+        raise ValueError(f"{owner}: dtype must be float32 or float64, not {dtype} ({shapes})")
+    if dtype == np.float64 and any("cl_khr_fp64" not in d.extensions for d in context.devices):
+        raise ValueError(f"{owner}: float64 needs a device with cl_khr_fp64; use float32")
+    return dtype
+
+
+def check_buffer(owner: str, name: str, buf, offset, count: int, itemsize: int,
+                 shapes: str) -> None:
+    """Raise ValueError unless ``buf`` is a Buffer holding ``count`` elements from ``offset``."""
+    if not isinstance(buf, cl.Buffer):
+        raise ValueError(f"{owner}: {name} must be a pyopencl Buffer, not {type(buf)}")
+    if offset < 0 or (offset + count) * itemsize > buf.size:
+        raise ValueError(
+            f"{owner}: {name} needs {count} elements from offset {offset} but its buffer "
+            f"holds {buf.size // itemsize} ({shapes})")
+
+
 def _pick_mr(m, bits):
     """Rows per C block: the least padded work, counting each block's B loads as 2 rows."""
     return min(_MR_CHOICES[bits], key=lambda mr: (-(-m // mr) * (mr + 2), -mr))
@@ -633,14 +658,7 @@ class GemmPlan:
         for name, v in (("m", m), ("n", n), ("k", k)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"GemmPlan: {name} must be a positive int ({shapes})")
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            dtype = None
-        if dtype not in _TYPES:
-            raise ValueError(f"GemmPlan: dtype must be float32 or float64, not {dtype} ({shapes})")
-        if dtype == np.float64 and any("cl_khr_fp64" not in d.extensions for d in context.devices):
-            raise ValueError("GemmPlan: float64 needs a device with cl_khr_fp64; use float32")
+        dtype = checked_dtype(dtype, context, "GemmPlan", shapes)
         if epilogue is not None and not isinstance(epilogue, str):
             raise ValueError(
                 f"GemmPlan: epilogue must be an OpenCL C expression in v or None, not {epilogue!r}"
@@ -723,13 +741,8 @@ class GemmPlan:
 
     def _check(self, name, buf, offset, count):
         """Raise ValueError unless buf holds count elements from offset."""
-        if not isinstance(buf, cl.Buffer):
-            raise ValueError(f"GemmPlan: {name} must be a pyopencl Buffer, not {type(buf)}")
-        if offset < 0 or (offset + count) * self.dtype.itemsize > buf.size:
-            raise ValueError(
-                f"GemmPlan: {name} needs {count} elements from offset {offset} but its buffer "
-                f"holds {buf.size // self.dtype.itemsize} (m={self.m}, n={self.n}, k={self.k})"
-            )
+        check_buffer("GemmPlan", name, buf, offset, count, self.dtype.itemsize,
+                     f"m={self.m}, n={self.n}, k={self.k}")
 
     def enqueue(
         self,

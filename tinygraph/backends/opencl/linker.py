@@ -85,9 +85,10 @@ class OpenCLProgram:
         self._last_key: tuple | None = None
         self._random_steps = [(node, in_ids, out_ids) for node, kind, in_ids, out_ids, _
                               in self._steps if kind == "random"]
-        self._rng_states = [var for var in self.shared if any(
-            var.id == in_ids[0] for _, in_ids, _ in self._random_steps)]
-        self._rng_state_ids = {var.id for var in self._rng_states}
+        rng_ids = {in_ids[0] for _, in_ids, _ in self._random_steps}
+        self._rng_states = [var for var in self.shared if var.id in rng_ids]
+        #: the shared variables whose versions a call's host pass depends on (not the streams)
+        self._versioned = [var for var in self.shared if var.id not in rng_ids]
         #: the random draws' new stream states (host values made by RandomDraw.next_state)
         self.drawn_state_ids = {out_ids[0] for _, _, out_ids in self._random_steps}
         self._repeatable = all(var.id not in self.host_ids for var in self.inputs) and all(
@@ -176,9 +177,8 @@ class OpenCLProgram:
         None when every call needs a full pass."""
         if not self._repeatable:
             return None
-        rng_ids = self._rng_state_ids
         return (tuple(value.shape for value in values),
-                tuple(var.version for var in self.shared if var.id not in rng_ids))
+                tuple(var.version for var in self._versioned))
 
     def _next_random_states(self, host: dict, shapes: dict) -> dict:
         """The last pass's host values with the random draws' states computed again from the
@@ -472,6 +472,16 @@ class Plan:
             return None
         self.inplace.add(shared_var.id)
         return own
+
+    def output_array(self, node, operands: list[DeviceArray], aligned: list[DeviceArray] = (),
+                     output: int = 0, deferred: bool = True) -> tuple[DeviceArray, bool]:
+        """(array, in place): the shared array ``inplace_target`` allows (same arguments),
+        bound as the node's output, else a new array for it."""
+        target = self.inplace_target(node, operands, aligned, output, deferred)
+        if target is None:
+            return self.new_array(node.outputs[output]), False
+        self.set_array(node.outputs[output], target)
+        return target, True
 
     def _read_only_before(self, node, array: DeviceArray) -> bool:
         """Whether every kernel reading ``array``'s buffer, other than ``node``'s, runs before

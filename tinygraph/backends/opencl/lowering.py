@@ -58,12 +58,7 @@ def lower_elemwise(builder, node) -> None:
     """An elementwise kernel, written straight into the shared variable it updates when
     that is safe (``b - eta * gb``), else into a new array."""
     operands = [builder.array(v) for v in node.inputs if not builder.is_host_scalar(v)]
-    target = builder.inplace_target(node, [], aligned=operands)
-    in_place = target is not None
-    if in_place:
-        builder.set_array(node.outputs[0], target)
-    else:
-        target = builder.new_array(node.outputs[0])
+    target, in_place = builder.output_array(node, [], aligned=operands)
     elementwise_into(builder, node, node.op.scalar_op, node.inputs, target, deferred=in_place)
 
 
@@ -189,12 +184,21 @@ def _as_matrix(array: DeviceArray, role: str) -> DeviceArray:
                        (array.strides[0], 0), array.dtype)
 
 
+def _rows_of_transpose(array: DeviceArray) -> DeviceArray | None:
+    """The contiguous matrix X (row-major) of which ``array`` is the transposed view X.T,
+    or None when ``array`` is not laid out that way."""
+    rows, cols = array.shape
+    if (rows == 1 or array.strides[0] == 1) and (cols == 1 or array.strides[1] == rows):
+        return DeviceArray(array.buffer, array.offset, (cols, rows), (rows, 1), array.dtype)
+    return None
+
+
 def _gemm_operand(builder, node, array: DeviceArray) -> tuple[DeviceArray, bool]:
     """``(array, transposed)`` usable by the GEMM kernels, copying only if necessary."""
     rows, cols = array.shape
     if (cols == 1 or array.strides[1] == 1) and (rows == 1 or array.strides[0] == cols):
         return array, False
-    if (rows == 1 or array.strides[0] == 1) and (cols == 1 or array.strides[1] == rows):
+    if _rows_of_transpose(array) is not None:
         return array, True
     return contiguous(builder, node, array), False
 
@@ -272,12 +276,7 @@ def lower_gemm_column_sums(builder, node) -> None:
     arrays = [contiguous(builder, node, builder.array(v)) for v in others]
     b = builder.array(b_var)
     out = node.outputs[1]
-    column = builder.inplace_target(node, [b], aligned=arrays, output=1)
-    deferred = column is not None
-    if column is None:
-        column = builder.new_array(out)
-    else:
-        builder.set_array(out, column)
+    column, deferred = builder.output_array(node, [b], aligned=arrays, output=1)
     op = node.op.column_update
     names = [f"o{j}" for j in range(len(others))]
     names.insert(op.position, "s")
@@ -299,12 +298,7 @@ def _lower_row_update(builder, node, h: DeviceArray, column_deferred: bool,
     c_var, alpha, _, b_var, beta = node.inputs[:5]
     d = contiguous(builder, node, builder.array(b_var))
     w = contiguous(builder, node, builder.array(c_var))
-    target = builder.inplace_target(node, [h, d], aligned=[w])
-    deferred = target is not None
-    if target is None:
-        target = builder.new_array(node.outputs[0])
-    else:
-        builder.set_array(node.outputs[0], target)
+    target, deferred = builder.output_array(node, [h, d], aligned=[w])
     (batch, n_out), n_in = d.shape, w.shape[0]
     dtype = node.outputs[0].dtype
     if dtype == "float64":
@@ -377,15 +371,6 @@ def lower_dot_epilogue(builder, node) -> None:
                                   extras=extras))
 
 
-def _rows_of_transpose(array: DeviceArray) -> DeviceArray | None:
-    """The contiguous matrix X (row-major) of which ``array`` is the transposed view X.T,
-    or None when ``array`` is not laid out that way."""
-    rows, cols = array.shape
-    if (rows == 1 or array.strides[0] == 1) and (cols == 1 or array.strides[1] == rows):
-        return DeviceArray(array.buffer, array.offset, (cols, rows), (rows, 1), array.dtype)
-    return None
-
-
 def lower_backprop_update(builder, node) -> None:
     """A dense layer's backward product and its weight and bias updates (``BackpropUpdate``)
     in one pass over W when the minibatch is small enough for that kernel, writing W and the
@@ -411,15 +396,9 @@ def lower_backprop_update(builder, node) -> None:
     columns = [contiguous(builder, node, builder.array(v)) for v in node.inputs[5:split]]
     extras = [contiguous(builder, node, builder.array(v)) for v in node.inputs[split + 1:]]
     read = [h, d, *extras]
-    targets = []
-    for output, aligned in ((0, [w]), (1, columns)):
-        target = builder.inplace_target(node, read, aligned=aligned, output=output,
-                                        deferred=False)
-        if target is None:
-            target = builder.new_array(node.outputs[output])
-        else:
-            builder.set_array(node.outputs[output], target)
-        targets.append(target)
+    targets = [builder.output_array(node, read, aligned=aligned, output=output,
+                                    deferred=False)[0]
+               for output, aligned in ((0, [w]), (1, columns))]
     gradient = builder.new_array(node.outputs[2])
     names = [f"o{j}" for j in range(len(columns))]
     names.insert(op.update.column_update.position, "s")

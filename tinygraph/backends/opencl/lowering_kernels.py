@@ -58,12 +58,8 @@ def lower_reduce_epilogue(builder, node) -> None:
         _reduce_then_elementwise(builder, node, x, reduced_shape)
         return
     arrays = [None if builder.is_host_scalar(v) else builder.array(v) for v in others]
-    target = builder.inplace_target(node, [x], aligned=[a for a in arrays if a is not None])
-    in_place = target is not None
-    if in_place:
-        builder.set_array(node.outputs[0], target)
-    else:
-        target = builder.new_array(node.outputs[0])
+    target, in_place = builder.output_array(node, [x],
+                                            aligned=[a for a in arrays if a is not None])
     operands, kinds = _store_operands(builder, node, others, arrays)
     operands.insert(0, x)
     reduced_dtype = op.reduction.make_node(x_var).outputs[0].dtype
@@ -190,12 +186,8 @@ def lower_crossentropy_total(builder, node) -> None:
         return
     arrays = [None if builder.is_host_scalar(v) else builder.array(v) for v in others]
     read = [builder.array(v) for v in (g_var, z_var, y_var) if not builder.is_host_scalar(v)]
-    total = builder.inplace_target(node, read, aligned=[a for a in arrays if a is not None],
+    total, _ = builder.output_array(node, read, aligned=[a for a in arrays if a is not None],
                                    deferred=False)
-    if total is None:
-        total = builder.new_array(node.outputs[0])
-    else:
-        builder.set_array(node.outputs[0], total)
     operands, kinds = _store_operands(builder, node, others, arrays)
     reduced_dtype = op.total_update.reduction.make_node(xent.outputs[0]).outputs[0].dtype
     epilogue = StoreEpilogue(op.total_update.scalar_op, op.total_update.position, reduced_dtype,
