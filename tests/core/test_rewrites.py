@@ -374,6 +374,30 @@ def test_the_cost_total_joins_the_crossentropy_gradient_and_keeps_its_value():
     assert_fused_keeps_values([x, y], fused, outputs, values)
 
 
+def test_a_softmax_layers_logits_join_its_crossentropy_total_and_keep_their_values():
+    """The OpenCL pipeline's DotCrossentropyGradTotal (the logits product with its bias, its
+    crossentropy gradient and the running cost total), run by the NumPy reference: the
+    unfused values. Logits without a bias stay a product of their own."""
+    from tinygraph.ops.crossentropy_total import CrossentropyGradTotal, DotCrossentropyGradTotal
+    from tinygraph.rewrite import OPENCL_PIPELINE
+
+    rng = np.random.default_rng(8)
+    x, y = tg.matrix("x"), tg.ivector("y")
+    w = tg.shared(rng.normal(size=(5, 3)).astype("float32"), name="w")
+    b = tg.shared(rng.normal(size=3).astype("float32"), name="b")
+    total = tg.shared(np.full(1, 2.0), name="total")
+    values = [rng.normal(size=(4, 5)).astype("float32"), np.array([0, 2, 1, 2], "int32")]
+    for logits, fused_kind in ((x @ w + b, DotCrossentropyGradTotal),
+                               (x @ w, CrossentropyGradTotal)):
+        cost = -tg.mean(tg.log(tg.softmax(logits))[tg.arange(y.shape[0]), y])
+        outputs = [w - 0.1 * tg.grad(cost, w), total + tg.cast(cost, "float64")]
+        fused = optimize(outputs, OPENCL_PIPELINE)
+        kinds = [type(node.op) for node in toposort(fused)]
+        assert kinds.count(fused_kind) == 1
+        assert kinds.count(DotCrossentropyGradTotal) + kinds.count(CrossentropyGradTotal) == 1
+        assert_fused_keeps_values([x, y], fused, outputs, values)
+
+
 def test_a_layers_backward_product_and_updates_become_one_node_that_keeps_their_values():
     """The OpenCL pipeline's BackpropUpdate (the gradient at a layer's input, d @ W.T times
     the activation's derivative, with the layer's weight and bias updates), run by the NumPy

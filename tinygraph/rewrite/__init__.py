@@ -13,6 +13,7 @@ from .crossentropy import (
     crossentropy_grad_of_fill,
     fuse_crossentropy_total,
     fuse_crossentropy_with_grad,
+    fuse_logits_into_crossentropy,
 )
 from .engine import RewritePass
 from .epilogue import fuse_epilogues
@@ -33,13 +34,14 @@ DEFAULT_PIPELINE = (merge, constant_folding, canonicalize, stabilize_pass, canon
 #: the OpenCL backend also turns updates into in-place products, computes a crossentropy with
 #: its gradient (and the running total of its costs), fuses elementwise chains, product
 #: epilogues and reduction epilogues (a bias update into its weight update's product), a dense
-#: layer's backward product with its updates (one pass over its weights), and gathers the rows
+#: layer's backward product with its updates (one pass over its weights), a softmax output
+#: layer's product with its crossentropy gradient, and gathers the rows
 #: selected by one index in one node (after DEFAULT_PIPELINE's final merge, so equal index
 #: computations are already one variable)
 OPENCL_PIPELINE = DEFAULT_PIPELINE + (rewrite_gemm, constant_folding, fuse_crossentropy_with_grad,
                                       fuse_elemwise, fuse_epilogues, fuse_reduce_epilogues,
                                       fuse_gemm_column_sums, fuse_backprop_updates,
-                                      fuse_crossentropy_total,
+                                      fuse_crossentropy_total, fuse_logits_into_crossentropy,
                                       fuse_row_gathers, merge)
 
 
@@ -60,6 +62,7 @@ def stabilize(outputs: Sequence[Variable]) -> list[Variable]:
 __all__ = ["DEFAULT_PIPELINE", "OPENCL_PIPELINE", "RewritePass", "fuse_elemwise", "fuse_epilogues",
            "fuse_crossentropy_with_grad", "fuse_reduce_epilogues", "fuse_row_gathers",
            "fuse_gemm_column_sums", "fuse_backprop_updates", "fuse_crossentropy_total",
+           "fuse_logits_into_crossentropy",
            "rewrite_gemm",
            "optimize",
            "stabilize", "merge", "constant_folding", "canonicalize", "stabilize_pass"]

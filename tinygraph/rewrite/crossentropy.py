@@ -7,7 +7,10 @@
   over the logits instead of two);
 - that node and a total of its costs (``total + cast(mean(nll))``, a ``ReduceEpilogue``, the
   trainer's running cost) -> one ``CrossentropyGradTotal`` (OpenCL pipeline, after the
-  reduction epilogues are fused).
+  reduction epilogues are fused);
+- that node and the product computing its logits (a ``DotEpilogue`` with a bias, read by
+  nothing else) -> one ``DotCrossentropyGradTotal`` (OpenCL pipeline): a softmax output
+  layer's forward pass and gradient.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..graph import Apply, Variable, ancestors, client_counts, clone_replace, toposort
-from ..ops.crossentropy_total import CrossentropyGradTotal
+from ..ops.blas import DotEpilogue
+from ..ops.crossentropy_total import CrossentropyGradTotal, DotCrossentropyGradTotal
 from ..ops.nnet import CrossentropySoftmax, CrossentropySoftmaxGrad, CrossentropySoftmaxWithGrad
 from ..ops.reduce_epilogue import ReduceEpilogue
 from .canonicalize import _fill_parts
@@ -94,3 +98,32 @@ def fuse_crossentropy_total(outputs: Sequence[Variable]) -> list[Variable]:
         return new_total  # stands for the costs too, whose only use was the total
 
     return rebuild(outputs, fuse)
+
+
+def _logits_product(node: Apply, clients, outputs) -> Apply | None:
+    """The DotEpilogue computing the logits of a CrossentropyGradTotal node when it has a
+    bias, no extra operands and no reader but ``node``, else None."""
+    z = node.inputs[1]
+    product = z.owner
+    if product is None or not isinstance(product.op, DotEpilogue) or \
+            not product.op.has_bias or product.op.n_extra or clients[z.id] != 1 or \
+            any(v.id == z.id for v in outputs):
+        return None
+    return product
+
+
+def fuse_logits_into_crossentropy(outputs: Sequence[Variable]) -> list[Variable]:
+    """The graph with each crossentropy total's logits product computed by its node."""
+    outputs = list(outputs)
+    clients = client_counts(outputs)
+    replace: dict[Variable, Variable] = {}
+    for node in toposort(outputs):
+        if not isinstance(node.op, CrossentropyGradTotal):
+            continue
+        product = _logits_product(node, clients, outputs)
+        if product is None:
+            continue
+        g, _, y, *others = node.inputs
+        fused = DotCrossentropyGradTotal(product.op, node.op)(g, *product.inputs, y, *others)
+        replace.update(zip(node.outputs, fused))
+    return clone_replace(outputs, replace) if replace else outputs

@@ -22,7 +22,7 @@ import pyopencl as cl
 from ...graph import Constant, Variable, graph_inputs, toposort
 from ...ops.backprop_update import BackpropUpdate
 from ...ops.blas import Gemm
-from ...ops.crossentropy_total import CrossentropyGradTotal
+from ...ops.crossentropy_total import CrossentropyGradTotal, DotCrossentropyGradTotal
 from ...ops.elemwise import Elemwise
 from ...ops.gemm_column_sums import GemmColumnSums
 from ...ops.reduce_epilogue import ReduceEpilogue
@@ -302,6 +302,8 @@ class Plan:
         self._flag_buffer = LogicalBuffer(4)
         self.deferred: list = []
         self.inplace: set[int] = set()
+        #: ids of the nodes whose in-place writes are deferred launches (run after all others)
+        self.deferred_nodes: set[int] = set()
         #: (position among the inputs, device array) of each input uploaded per call
         self.input_arrays = []
         for position, var in enumerate(program.inputs):
@@ -457,20 +459,27 @@ class Plan:
         ``aligned`` ones only at the output's own positions, so the target itself may be one
         of them (``b - eta * gb`` reading ``b``). ``output`` picks the node's output. A launch
         that is not ``deferred`` (other kernels need its other outputs) runs in graph order,
-        so every other kernel reading the shared variable must run before it."""
+        so every other kernel reading the shared variable must run before it; its operands
+        may read other updated shared variables (their in-place updates run later: deferred,
+        or in graph order after every reader), only not the target outside its positions."""
         shared_var = self.program.inplace_candidates.get(node.outputs[output].id)
         if shared_var is None or shared_var.id not in self.arrays or \
                 self.shapes[shared_var.id] != self.shapes[node.outputs[output].id]:
             return None
         own = self.arrays[shared_var.id]
-        if not deferred and not self._read_only_before(node, own):
-            return None
+        if not deferred:
+            if not self._read_only_before(node, own) or \
+                    any(a.buffer is own.buffer for a in operands):
+                return None
+            self.inplace.add(shared_var.id)
+            return own
         updated = {id(self.arrays[t.id].buffer) for t, _ in self.program.updates
                    if t.id in self.arrays}
         if any(id(a.buffer) in updated for a in operands) or \
                 any(id(a.buffer) in updated for a in aligned if a is not own):
             return None
         self.inplace.add(shared_var.id)
+        self.deferred_nodes.add(id(node.outputs[output].owner))
         return own
 
     def output_array(self, node, operands: list[DeviceArray], aligned: list[DeviceArray] = (),
@@ -486,15 +495,16 @@ class Plan:
     def _read_only_before(self, node, array: DeviceArray) -> bool:
         """Whether every kernel reading ``array``'s buffer, other than ``node``'s, runs before
         ``node``'s: the nodes reading it or a view of it (lowered so far) come earlier in graph
-        order and are not in-place updates (deferred to the end), and no output or update
-        reads it after the call."""
+        order and did not write in place deferred to the end, and no output or update reads it
+        after the call. A part of a fused node (``Apply.part``) stands at the fused node's
+        place."""
         views = {var_id for var_id, other in self.arrays.items() if other.buffer is array.buffer}
+        node = node.outputs[0].owner
         position = self.program.nodes.index(node)
         for index, other in enumerate(self.program.nodes):
             if other is node or not any(v.id in views for v in other.inputs):
                 continue
-            if index > position or any(o.id in self.program.inplace_candidates
-                                       for o in other.outputs):
+            if index > position or id(other) in self.deferred_nodes:
                 return False
         finals = self.program.outputs + [value for _, value in self.program.updates]
         return not any(v.id in views for v in finals)
@@ -707,8 +717,8 @@ def _with_note(exc: Exception, note: str) -> Exception:
 def _may_write_into(value: Variable, target: SharedVariable) -> bool:
     """Whether ``value``'s node can compute it in the buffer of ``target``: a Gemm
     accumulating into it, or an elementwise op (also a reduction's epilogue, a GemmColumnSums'
-    or BackpropUpdate's column update and a CrossentropyGradTotal's total) reading it at the
-    output's positions."""
+    or BackpropUpdate's column update and a crossentropy's total) reading it at the output's
+    positions."""
     node = value.owner
     updates = (GemmColumnSums, BackpropUpdate)
     if isinstance(node.op, Gemm) or isinstance(node.op, updates) and value.index == 0:
@@ -718,6 +728,7 @@ def _may_write_into(value: Variable, target: SharedVariable) -> bool:
     operands = node.inputs[5:5 + node.op.n_column] if isinstance(node.op, BackpropUpdate) else \
         node.inputs[5:] if isinstance(node.op, GemmColumnSums) else \
         node.inputs[3:] if isinstance(node.op, CrossentropyGradTotal) else \
+        node.inputs[5:] if isinstance(node.op, DotCrossentropyGradTotal) else \
         node.inputs[1:] if isinstance(node.op, ReduceEpilogue) else \
         node.inputs if isinstance(node.op, Elemwise) else []
     return target in operands and target.broadcastable == value.broadcastable and \

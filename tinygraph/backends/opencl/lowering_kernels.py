@@ -8,9 +8,9 @@ import math
 
 import numpy as np
 
-from ...graph import Constant
+from ...graph import Apply, Constant
 from ...ops import scalar as s
-from ...ops.crossentropy_total import CrossentropyGradTotal
+from ...ops.crossentropy_total import CrossentropyGradTotal, DotCrossentropyGradTotal
 from ...ops.nnet import (
     CrossentropySoftmax,
     CrossentropySoftmaxGrad,
@@ -25,8 +25,8 @@ from ...ops.subtensor import AdvancedIncSubtensor, AdvancedSubtensor
 from ...ops.take_rows import TakeRows
 from ...random.op import RandomDraw
 from . import kernels as k
-from .elemwise_codegen import StoreEpilogue
-from .lowering import contiguous, copy_into, elementwise_into
+from .elemwise_codegen import StoreEpilogue, epilogue_expression
+from .lowering import contiguous, copy_into, elementwise_into, lower_dot_epilogue
 from .storage import DeviceArray, contiguous_strides
 
 
@@ -199,6 +199,67 @@ def lower_crossentropy_total(builder, node) -> None:
     builder.add_specs(specs, node, [g, rows, y, *operands], [total, out_rows])
 
 
+#: the classes and the multiply-adds (rows x hidden units x classes) up to which one work-group
+#: computes a softmax layer's logits with its crossentropy; larger ones use the product kernels,
+#: which use both cores (measured on whole training steps run back to back: the benchmarks'
+#: W1, 10 x 100 x 10, 11% faster fused on PoCL 3.1 and 5% on the pip PoCL; W3, 10 x 1000 x 10,
+#: within noise; W2, 256 x 60 x 10, 1% slower)
+_DOT_XENT_MAX_CLASSES = 32
+_DOT_XENT_MAX_WORK = 1 << 17
+
+
+def _one_group_logits(builder, node) -> bool:
+    """Whether a DotCrossentropyGradTotal node's logits fit its crossentropy kernel."""
+    g_var, h_var, w_var, b_var, y_var = node.inputs[:5]
+    (batch, hidden), classes = builder.shape(h_var), builder.shape(w_var)[1]
+    dtype = node.outputs[1].dtype
+    return (math.prod(builder.shape(node.outputs[0])) == 1 and batch > 0 and hidden > 0
+            and builder.shape(y_var)[0] == batch and 0 < classes <= _DOT_XENT_MAX_CLASSES
+            and batch * hidden * classes <= _DOT_XENT_MAX_WORK
+            and all(v.dtype == dtype for v in (h_var, w_var, b_var)))
+
+
+def lower_dot_crossentropy_total(builder, node) -> None:
+    """A softmax output layer's logits product and crossentropy gradient and total
+    (``DotCrossentropyGradTotal``): one single-work-group kernel computing each row's logits
+    where its gradient goes when the layer is small, else the product and the crossentropy
+    kernels."""
+    g_var, h_var, w_var, b_var, y_var, *others = node.inputs
+    op = node.op
+    if not _one_group_logits(builder, node):
+        logits = op.logits.make_node(h_var, w_var, b_var)
+        builder.shapes[logits.outputs[0].id] = (builder.shape(h_var)[0],
+                                                builder.shape(w_var)[1])
+        lower_dot_epilogue(builder, logits)
+        lower_crossentropy_total(builder, Apply.part(
+            op.loss, [g_var, logits.outputs[0], y_var, *others], node.outputs))
+        return
+    dtype = node.outputs[1].dtype
+    if dtype == "float64":
+        builder.runtime.require_fp64(str(op))
+    (batch, hidden), classes = builder.shape(h_var), builder.shape(w_var)[1]
+    g = g_var if builder.is_host_scalar(g_var) else builder.array(g_var)
+    h, w, b = (contiguous(builder, node, builder.array(v)) for v in (h_var, w_var, b_var))
+    y = builder.array(y_var)
+    arrays = [None if builder.is_host_scalar(v) else builder.array(v) for v in others]
+    read = [a for a in (g, h, w, b, y) if isinstance(a, DeviceArray)]
+    total, _ = builder.output_array(node, read, aligned=[a for a in arrays if a is not None],
+                                    deferred=False)
+    operands, kinds = _store_operands(builder, node, others, arrays)
+    update = op.loss.total_update
+    _, loss = op.parts(node)
+    xent, _ = loss.op._parts(*loss.inputs[:3], loss.inputs[3:])
+    reduced_dtype = update.reduction.make_node(xent.outputs[0]).outputs[0].dtype
+    epilogue = StoreEpilogue(update.scalar_op, update.position, reduced_dtype,
+                             [v.dtype for v in others], kinds, total.dtype.name, first_input=5)
+    gradient = builder.new_array(node.outputs[1])
+    g_strides = None if g is g_var else (0,) if g_var.broadcastable[0] else g.strides
+    specs = k.dot_crossentropy_total_specs(
+        dtype, g_strides, batch, hidden, classes, epilogue_expression(op.logits.epilogue, dtype),
+        y.dtype.name, y.strides, epilogue, update.reduction.kind == "mean")
+    builder.add_specs(specs, node, [g, h, w, b, y, *operands], [total, gradient])
+
+
 def lower_gather(builder, node) -> None:
     x, *indices = (builder.array(v) for v in node.inputs)
     target = builder.new_array(node.outputs[0])
@@ -260,6 +321,7 @@ KERNEL_LOWERINGS = {
     CrossentropySoftmaxGrad: lower_crossentropy_grad,
     CrossentropySoftmaxWithGrad: lower_crossentropy_grad,
     CrossentropyGradTotal: lower_crossentropy_total,
+    DotCrossentropyGradTotal: lower_dot_crossentropy_total,
     AdvancedSubtensor: lower_gather,
     TakeRows: lower_take_rows,
     AdvancedIncSubtensor: lower_scatter,

@@ -8,9 +8,11 @@ from .softmax import (
     crossentropy_grad_specs,
     crossentropy_specs,
     crossentropy_total_specs,
+    dot_crossentropy_total_specs,
     softmax_specs,
 )
 
 __all__ = ["RandomBase", "RandomKey", "arange_specs", "argmax_specs", "crossentropy_grad_specs",
-           "crossentropy_specs", "crossentropy_total_specs", "gather_specs", "random_specs",
+           "crossentropy_specs", "crossentropy_total_specs", "dot_crossentropy_total_specs",
+           "gather_specs", "random_specs",
            "reduce_specs", "scatter_specs", "softmax_specs", "take_rows_specs"]

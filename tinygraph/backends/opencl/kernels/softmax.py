@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..kernel_spec import KernelSpec, Operand, c_literal, c_type, element_index, fp64_pragma
-from .reduce import guard, launch_1d
+from .reduce import guard, launch_1d, unaligned_vector
 
 _PRIVATE_ROW = 64  # rows up to this long keep their exps in private memory
 
@@ -175,18 +175,22 @@ def _gradient_operand(ctype, g_strides) -> tuple[str, str, Operand]:
             Operand("in", 0))
 
 
-def _gradient_row(ctype, k, z_strides, y_strides, g_value, on_bad, leave, cost) -> str:
+def _gradient_row(ctype, k, z_strides, y_strides, g_value, on_bad, leave, cost,
+                  logits=None) -> str:
     """C lines for row ``row`` of a crossentropy gradient into the row ``q``: read and check
     the label (``on_bad`` then NaNs and ``leave`` for a bad one), the row's softmax, ``cost``
-    (a format string given the row's crossentropy, or "") and the gradient."""
+    (a format string given the row's crossentropy, or "") and the gradient. ``logits``: C
+    lines computing the row's logits into ``q`` (read there, z_strides then (k, 1)), else
+    they are read from ``x``."""
     zs = z_strides[1]
     stats, e = _row_stats(ctype, k, zs)
     cost_line = "    " + cost.format(f"tg_logp_{ctype}(s) - (p[label * {zs}L] - m)") + "\n" \
         if cost else ""
+    row = (f"{logits}    const __global {ctype} *p = q;\n" if logits else
+           f"    const __global {ctype} *p = x + x_off + row * {z_strides[0]}L;\n")
     return (_label(y_strides[0], k)
             + f"    if (bad) {{ {on_bad}for (long j = 0; j < {k}L; j++) q[j] = NAN; {leave}; }}\n"
-            f"    const __global {ctype} *p = x + x_off + row * {z_strides[0]}L;\n"
-            + stats + cost_line
+            + row + stats + cost_line
             + f"    {ctype} gi = {g_value}, inv = 1 / s;\n"
             f"    for (long j = 0; j < {k}L; j++) q[j] = ({e}[j] * inv - (j == label)) * gi;\n")
 
@@ -230,25 +234,100 @@ def crossentropy_total_specs(dtype, g_strides, z_shape, z_strides, y_dtype, y_st
     row crossentropies summed (averaged when ``mean``) and stored through ``total`` (a
     ``StoreEpilogue`` whose operands follow the three inputs) into output 0: one work-group
     strides over the rows, then adds its work-items' sums in local memory."""
+    ctype = c_type(dtype)
+    return _total_specs("tg_crossentropy_total", dtype, g_strides, z_shape, z_strides, y_dtype,
+                        y_strides, total, mean, f"__global const {ctype} *x, long x_off", "",
+                        [Operand("in", 1)])
+
+
+_LOGITS_UNROLL = 4  # k steps of a logits row accumulated into separate sums
+
+
+def _class_chunks(k: int) -> list[tuple[int, int]]:
+    """(first class, vector width) of the vectors covering ``k`` classes, widest first."""
+    chunks, start = [], 0
+    for width in (16, 8, 4, 2, 1):
+        while k - start >= width:
+            chunks.append((start, width))
+            start += width
+    return chunks
+
+
+def _logits_lines(ctype, hidden, k, epilogue) -> tuple[str, str]:
+    """(typedefs, C lines) computing row ``row``'s logits ``epilogue(h[row] @ W + b)`` into
+    ``q``: vectors over the classes, ``_LOGITS_UNROLL`` partial sums over the hidden units."""
+    chunks = _class_chunks(k)
+    vec = {w: f"{ctype}{w}" if w > 1 else ctype for _, w in chunks}
+    load = {w: (f"*(const __global {unaligned_vector(ctype, w)[1]} *)" if w > 1 else "*")
+            for _, w in chunks}
+    typedefs = "".join(unaligned_vector(ctype, w)[0] for w in sorted({w for _, w in chunks})
+                       if w > 1)
+    u_max = _LOGITS_UNROLL
+
+    def step(u: int) -> list[str]:
+        lines = [f"        {{ const {ctype} a = hr[t + {u}]; "
+                 f"const __global {ctype} *wr = wm + (t + {u}) * {k}L;"]
+        lines += [f"          s{u}_{c} += a * {load[w]}(wr + {c});" for c, w in chunks]
+        return lines + ["        }"]
+
+    lines = [f"    const __global {ctype} *hr = h + h_off + row * {hidden}L;"]
+    lines += [f"    {vec[w]} s{u}_{c} = 0;" for u in range(u_max) for c, w in chunks]
+    lines += ["    long t = 0;", f"    for (; t + {u_max} <= {hidden}L; t += {u_max}) {{"]
+    for u in range(u_max):
+        lines += step(u)
+    lines += ["    }", f"    for (; t < {hidden}L; t++) {{", *step(0), "    }"]
+    for c, w in chunks:
+        total = " + ".join(f"s{u}_{c}" for u in range(u_max))
+        store = f"*(__global {unaligned_vector(ctype, w)[1]} *)(q + {c})" if w > 1 else f"q[{c}]"
+        lines.append(f"    {store} = ({total}) + {load[w]}(bias + {c});")
+    if epilogue != "v":
+        lines.append(f"    for (long j = 0; j < {k}L; j++) {{ {ctype} v = q[j]; "
+                     f"q[j] = {epilogue}; }}")
+    return typedefs, "".join(line + "\n" for line in lines)
+
+
+def dot_crossentropy_total_specs(dtype, g_strides, batch, hidden, k, epilogue, y_dtype,
+                                 y_strides, total, mean: bool) -> list[KernelSpec]:
+    """:func:`crossentropy_total_specs` of the logits ``epilogue(h @ W + b)`` (``epilogue`` a
+    C expression in ``v``) of inputs 1-3, contiguous: h (batch, hidden), W (hidden, k) and b
+    (k,); the labels are input 4 and the total's operands follow. Each row's logits go to its
+    gradient row first, so they are never stored elsewhere."""
+    ctype = c_type(dtype)
+    typedefs, logits = _logits_lines(ctype, hidden, k, epilogue)
+    params = (f"__global const {ctype} *h, long h_off, __global const {ctype} *wm, long wm_off, "
+              f"__global const {ctype} *bias, long bias_off")
+    prologue = "    wm += wm_off; bias += bias_off;\n"
+    return _total_specs("tg_dot_crossentropy_total", dtype, g_strides, (batch, k), (k, 1), y_dtype,
+                        y_strides, total, mean, params, prologue,
+                        [Operand("in", 1), Operand("in", 2), Operand("in", 3)],
+                        logits=logits, typedefs=typedefs)
+
+
+def _total_specs(name, dtype, g_strides, z_shape, z_strides, y_dtype, y_strides, total,
+                 mean: bool, z_params: str, prologue: str, z_args: list,
+                 logits=None, typedefs="") -> list[KernelSpec]:
+    """The one-work-group crossentropy total kernel ``name`` reading the logits through
+    ``z_params`` (arguments ``z_args``) or computing them by the lines ``logits``."""
     ctype, ytype = c_type(dtype), c_type(y_dtype)
     n, k = z_shape
     group = min(_TOTAL_GROUP, 1 << max(n - 1, 0).bit_length())
     g_param, g_value, g_arg = _gradient_operand(ctype, g_strides)
     value = f"part[0] / {n}" if mean else "part[0]"
     dtypes = [dtype, total.out_dtype, *total.operand_dtypes]
-    src = (f"{fp64_pragma(*dtypes)}{math_source(ctype)}"
-           f"__kernel void tg_crossentropy_total({g_param}, "
-           f"__global const {ctype} *x, long x_off, __global const {ytype} *lab, long lab_off, "
+    src = (f"{fp64_pragma(*dtypes)}{typedefs}{math_source(ctype)}"
+           f"__kernel void {name}({g_param}, {z_params}, "
+           f"__global const {ytype} *lab, long lab_off, "
            f"{''.join(p + ', ' for p in total.params())}"
            f"__global {c_type(total.out_dtype)} *y, long y_off, "
            f"__global {ctype} *dz, long dz_off, __global int *err, long err_off) {{\n"
+           f"{prologue}"
            f"    __local {ctype} part[{group}];\n"
            "    const long lid = get_local_id(0);\n"
            f"    {ctype} acc = 0;\n"
            f"    for (long row = lid; row < {n}L; row += {group}L) {{\n"
            f"    __global {ctype} *q = dz + dz_off + row * {k}L;\n"
            + _gradient_row(ctype, k, z_strides, y_strides, g_value, "acc += NAN; ", "continue",
-                           "acc += {};")
+                           "acc += {};", logits)
            + "    }\n"
            "    part[lid] = acc;\n"
            "    barrier(CLK_LOCAL_MEM_FENCE);\n"
@@ -258,7 +337,8 @@ def crossentropy_total_specs(dtype, g_strides, z_shape, z_strides, y_dtype, y_st
            "    }\n"
            "    if (lid != 0) return;\n"
            + "\n".join(total.store(value, "0", "total")) + "\n}\n")
-    return [KernelSpec(src, "tg_crossentropy_total", (group,), (group,),
-                       [g_arg, Operand("in", 1), Operand("in", 2), *total.args(),
+    label = Operand("in", 1 + len(z_args))
+    return [KernelSpec(src, name, (group,), (group,),
+                       [g_arg, *z_args, label, *total.args(),
                         Operand("out", 0), Operand("out", 1), Operand("scratch", 0)],
                        (1,), ("int32",))]
