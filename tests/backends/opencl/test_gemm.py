@@ -176,6 +176,8 @@ PATHS = [
     ("TN", 30, 40, 20, "gemm_6_cols", "gemm_8_cols"),  # A^T read in place
     ("TN", 100, 50, 400, "gemm_6_cols", "gemm_8_cols"),  # A^T in place, several panels
     ("TN", 1024, 40, 1024, "gemm_6_panel", "gemm_8_panel"),  # A^T (4 MiB) packed
+    ("TN", 784, 200, 256, "gemm_6_panel", "gemm_8_cols"),  # A^T (784 KiB) packed on AVX2
+    ("TN", 200, 60, 256, "gemm_6_cols", "gemm_8_cols"),  # A^T (200 KiB) in place
     ("TN", 3, 50, 400, "gemm_4_cols", "gemm_5_cols"),  # m < MR
     ("TT", 20, 40, 40, "gemm_5_cols", "gemm_5_cols"),  # A^T in place, B^T packed
     ("TT", 1024, 40, 1024, "gemm_6_panel", "gemm_8_panel"),  # both packed

@@ -8,8 +8,8 @@ memory and no branch in the inner loop. NR is two vector registers and MR is cho
 4..6 rows of 16 floats (8 doubles) for AVX2, 5, 6 or 8 rows of 32 floats (16 doubles) on a
 device compiling for AVX-512 (Debian's PoCL names the target in the device name).
 B is read in place, or from NR-column panels packed by a small kernel when it is B^T,
-narrower than a panel or 2 MiB or more; A^T is packed likewise from 4 MiB (a launch
-costs more than packing saves below). The last column block is shifted left to
+narrower than a panel or 2 MiB or more; A^T is packed likewise from 4 MiB, 512 KiB on AVX2
+(a launch costs more than packing saves below). The last column block is shifted left to
 stay in bounds, so nothing is padded unless N < NR. NT products with few rows use a
 dot-product kernel that packs nothing;
 so does a product narrower than a panel with little work in all (an MLP's last layer), one
@@ -35,9 +35,11 @@ _PACK_BLOCKS = 16  # row blocks of A^T packed per work-item
 _PACK_MIN_BLOCKS = 8  # pack an operand once this many row blocks share it
 # and it holds this much (B, A^T): blocks walking a band of rows per panel read smaller ones in
 # place as fast or faster than packing them costs (measured 256x784x200 to 1024^3, NN and TN;
-# a 1024-column B in place is 1.6x slower on AVX2)
+# a 1024-column B in place is 1.6x slower on AVX2). A^T by vector register bits: read in place,
+# its rows are a stride apart, which AVX2's 6-row blocks take worse (TN 784x256x200 10% faster
+# packed on the pip PoCL, 200x256x60 20% slower; packed 13% slower on AVX-512)
 _PACK_B_MIN_BYTES = 2 << 20
-_PACK_A_MIN_BYTES = 4 << 20
+_PACK_A_MIN_BYTES = {256: 512 << 10, 512: 4 << 20}
 _DOT_MAX_M = 32  # NT products with at most this many rows use the dot-product kernel
 # multiply-adds up to which C narrower than a panel is computed by rows, B not packed: above
 # it packing B and padding its panel is 1.5-3x faster (256x60x10, 10x1000x10, both PoCLs)
@@ -694,7 +696,8 @@ class GemmPlan:
             blocks, block_work = nbi * npan, mr * nr * (k + 8)
             reused = nbi >= _PACK_MIN_BLOCKS
             b_packed = self.trans_b or n < nr or reused and k * n * size >= _PACK_B_MIN_BYTES
-            a_packed = self.trans_a and reused and npan > 1 and m * k * size >= _PACK_A_MIN_BYTES
+            a_packed = self.trans_a and reused and npan > 1 and \
+                m * k * size >= _PACK_A_MIN_BYTES[bits]
             name = f"gemm_{mr}" + ("_panel" if a_packed else "_cols" if self.trans_a else "")
             grid = -(-k // _PACK_K)
             if a_packed:
