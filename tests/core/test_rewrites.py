@@ -398,6 +398,32 @@ def test_a_softmax_layers_logits_join_its_crossentropy_total_and_keep_their_valu
         assert_fused_keeps_values([x, y], fused, outputs, values)
 
 
+def test_a_softmax_layers_whole_step_becomes_one_node_that_keeps_its_values():
+    """The OpenCL pipeline's SoftmaxLayerStep (the output layer's logits, crossentropy
+    gradient and cost total, its backward product and weight and bias updates), run by the
+    NumPy reference: the unfused values."""
+    from tinygraph.ops.backprop_update import BackpropUpdate
+    from tinygraph.ops.softmax_layer import SoftmaxLayerStep
+    from tinygraph.rewrite import OPENCL_PIPELINE
+
+    rng = np.random.default_rng(9)
+    x, y = tg.matrix("x"), tg.ivector("y")
+    w1 = tg.shared(rng.normal(size=(6, 5)).astype("float32"), name="w1")
+    b1 = tg.shared(rng.normal(size=5).astype("float32"), name="b1")
+    w = tg.shared(rng.normal(size=(5, 3)).astype("float32"), name="w")
+    b = tg.shared(rng.normal(size=3).astype("float32"), name="b")
+    total = tg.shared(np.full(1, 2.0), name="total")
+    h = tg.sigmoid(x @ w1 + b1)
+    cost = -tg.mean(tg.log(tg.softmax(h @ w + b))[tg.arange(y.shape[0]), y])
+    outputs = [p - 0.1 * tg.grad(cost, p) for p in (w1, b1, w, b)]
+    outputs.append(total + tg.cast(cost, "float64"))
+    fused = optimize(outputs, OPENCL_PIPELINE)
+    kinds = [type(node.op) for node in toposort(fused)]
+    assert kinds.count(SoftmaxLayerStep) == 1 and BackpropUpdate not in kinds
+    values = [rng.normal(size=(4, 6)).astype("float32"), np.array([0, 2, 1, 2], "int32")]
+    assert_fused_keeps_values([x, y], fused, outputs, values)
+
+
 def test_a_layers_backward_product_and_updates_become_one_node_that_keeps_their_values():
     """The OpenCL pipeline's BackpropUpdate (the gradient at a layer's input, d @ W.T times
     the activation's derivative, with the layer's weight and bias updates), run by the NumPy

@@ -20,7 +20,7 @@ from ..ops.gemm_column_sums import GemmColumnSums
 from ..ops.shape import DimShuffle
 
 
-def _transposed(var: Variable) -> Variable | None:
+def transposed_source(var: Variable) -> Variable | None:
     """X when ``var`` is ``X.T`` of a matrix X, else None."""
     node = var.owner
     if node is not None and isinstance(node.op, DimShuffle) and \
@@ -33,12 +33,12 @@ def _pair(nodes: list[Apply]) -> tuple[Apply, Apply] | None:
     """The first (backward product, update) pair over one W and one d, or None."""
     updates = {}
     for node in nodes:
-        if isinstance(node.op, GemmColumnSums) and _transposed(node.inputs[2]) is not None:
+        if isinstance(node.op, GemmColumnSums) and transposed_source(node.inputs[2]) is not None:
             updates.setdefault((node.inputs[0].id, node.inputs[3].id), node)
     for node in nodes:
         if not isinstance(node.op, DotEpilogue) or node.op.has_bias:
             continue
-        w = _transposed(node.inputs[1])
+        w = transposed_source(node.inputs[1])
         update = None if w is None else updates.get((w.id, node.inputs[0].id))
         if update is not None and node.outputs[0].id not in ancestors(update.inputs) and \
                 ancestors(node.inputs).isdisjoint(v.id for v in update.outputs):

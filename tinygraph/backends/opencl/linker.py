@@ -27,6 +27,7 @@ from ...ops.elemwise import Elemwise
 from ...ops.gemm_column_sums import GemmColumnSums
 from ...ops.reduce_epilogue import ReduceEpilogue
 from ...ops.shape import Shape
+from ...ops.softmax_layer import SoftmaxLayerStep
 from ...ops.subtensor import IncSubtensor
 from ...random.op import RandomDraw
 from ...shared import SharedVariable
@@ -533,12 +534,13 @@ class Plan:
         self.add_specs([spec], node, operands, outputs, deferred=deferred)
 
     def add_specs(self, specs: list[KernelSpec], node, operands: list, outputs: list,
-                  random_state=None, deferred: bool = False) -> None:
+                  random_state=None, deferred: bool = False, label: str | None = None) -> None:
         """Launch ``specs`` in order; they share the scratch buffers of the first spec. A
-        one-element int32 scratch 0 is an error flag, cleared before and checked after."""
+        one-element int32 scratch 0 is an error flag, cleared before and checked after.
+        ``label`` names the launches (the node's op by default)."""
         if not specs:
             return
-        label = str(node.op) if node is not None else "copy"
+        label = label or (str(node.op) if node is not None else "copy")
         first = specs[0]
         for dtype in first.scratch_dtypes:
             if dtype == "float64":
@@ -718,8 +720,21 @@ def _may_write_into(value: Variable, target: SharedVariable) -> bool:
     """Whether ``value``'s node can compute it in the buffer of ``target``: a Gemm
     accumulating into it, or an elementwise op (also a reduction's epilogue, a GemmColumnSums'
     or BackpropUpdate's column update and a crossentropy's total) reading it at the output's
-    positions."""
+    positions. A SoftmaxLayerStep's outputs are a crossentropy's total and a BackpropUpdate's
+    outputs."""
     node = value.owner
+    if isinstance(node.op, SoftmaxLayerStep):
+        split = node.op.n_loss
+        if value.index == 0:
+            operands = node.inputs[5:split]
+        elif value.index == 1:
+            return node.inputs[split] is target
+        elif value.index == 2:
+            operands = node.inputs[split + 4:split + 4 + node.op.backprop.n_column]
+        else:
+            return False
+        return target in operands and target.broadcastable == value.broadcastable and \
+            target.dtype == value.dtype
     updates = (GemmColumnSums, BackpropUpdate)
     if isinstance(node.op, Gemm) or isinstance(node.op, updates) and value.index == 0:
         return node.inputs[0] is target

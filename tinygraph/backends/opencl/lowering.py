@@ -184,7 +184,7 @@ def _as_matrix(array: DeviceArray, role: str) -> DeviceArray:
                        (array.strides[0], 0), array.dtype)
 
 
-def _rows_of_transpose(array: DeviceArray) -> DeviceArray | None:
+def rows_of_transpose(array: DeviceArray) -> DeviceArray | None:
     """The contiguous matrix X (row-major) of which ``array`` is the transposed view X.T,
     or None when ``array`` is not laid out that way."""
     rows, cols = array.shape
@@ -198,7 +198,7 @@ def _gemm_operand(builder, node, array: DeviceArray) -> tuple[DeviceArray, bool]
     rows, cols = array.shape
     if (cols == 1 or array.strides[1] == 1) and (rows == 1 or array.strides[0] == cols):
         return array, False
-    if _rows_of_transpose(array) is not None:
+    if rows_of_transpose(array) is not None:
         return array, True
     return contiguous(builder, node, array), False
 
@@ -281,7 +281,7 @@ def lower_gemm_column_sums(builder, node) -> None:
     names = [f"o{j}" for j in range(len(others))]
     names.insert(op.position, "s")
     expression = epilogue_expression(op.scalar_op, out.dtype, names)
-    h = _rows_of_transpose(builder.array(a_var))
+    h = rows_of_transpose(builder.array(a_var))
     if h is not None and backprop_update_supports(builder.shape(b_var)[0], builder.runtime.device,
                                                   out.dtype, backward=False):
         _lower_row_update(builder, node, h, deferred, expression, [column, *arrays])
@@ -381,7 +381,7 @@ def lower_backprop_update(builder, node) -> None:
     batch, n_out = builder.shape(d_var)
     n_in = builder.shape(w_var)[0]
     dtype = node.outputs[0].dtype
-    h = _rows_of_transpose(builder.array(h_t_var))
+    h = rows_of_transpose(builder.array(h_t_var))
     if h is None or 0 in (batch, n_in, n_out) or node.outputs[2].dtype != dtype or \
             not backprop_update_supports(batch, builder.runtime.device, dtype):
         lower_dot_epilogue(builder, Apply.part(op.backward, [d_var, *node.inputs[split:]],

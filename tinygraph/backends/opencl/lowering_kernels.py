@@ -21,12 +21,20 @@ from ...ops.nnet import (
 from ...ops.reduce import Argmax, Reduce
 from ...ops.reduce_epilogue import ReduceEpilogue
 from ...ops.shape import ARange
+from ...ops.softmax_layer import SoftmaxLayerStep
 from ...ops.subtensor import AdvancedIncSubtensor, AdvancedSubtensor
 from ...ops.take_rows import TakeRows
 from ...random.op import RandomDraw
 from . import kernels as k
 from .elemwise_codegen import StoreEpilogue, epilogue_expression
-from .lowering import contiguous, copy_into, elementwise_into, lower_dot_epilogue
+from .lowering import (
+    contiguous,
+    copy_into,
+    elementwise_into,
+    lower_backprop_update,
+    lower_dot_epilogue,
+    rows_of_transpose,
+)
 from .storage import DeviceArray, contiguous_strides
 
 
@@ -208,15 +216,42 @@ _DOT_XENT_MAX_CLASSES = 32
 _DOT_XENT_MAX_WORK = 1 << 17
 
 
-def _one_group_logits(builder, node) -> bool:
-    """Whether a DotCrossentropyGradTotal node's logits fit its crossentropy kernel."""
+#: the multiply-adds (rows x hidden units x classes) up to which one work-group also computes
+#: the layer's backward product and updates (each as much work again, in scalar loops)
+_SOFTMAX_STEP_MAX_WORK = 1 << 15
+
+
+def _one_group_logits(builder, node, max_work: int = _DOT_XENT_MAX_WORK) -> bool:
+    """Whether the logits of a DotCrossentropyGradTotal node (or of the loss part of a
+    SoftmaxLayerStep node, the same first inputs and output) fit its crossentropy kernel."""
     g_var, h_var, w_var, b_var, y_var = node.inputs[:5]
     (batch, hidden), classes = builder.shape(h_var), builder.shape(w_var)[1]
-    dtype = node.outputs[1].dtype
+    dtype = node.outputs[-1].dtype
     return (math.prod(builder.shape(node.outputs[0])) == 1 and batch > 0 and hidden > 0
             and builder.shape(y_var)[0] == batch and 0 < classes <= _DOT_XENT_MAX_CLASSES
-            and batch * hidden * classes <= _DOT_XENT_MAX_WORK
+            and batch * hidden * classes <= max_work
             and all(v.dtype == dtype for v in (h_var, w_var, b_var)))
+
+
+def _loss_operands(builder, node, loss_op, others, read_more=(), aligned_more=()):
+    """(g, h, W, b, labels, total array, total operands, StoreEpilogue, g strides) of a
+    crossentropy kernel computing its logits, the total in place when safe (graph order)."""
+    g_var, h_var, w_var, b_var, y_var = node.inputs[:5]
+    g = g_var if builder.is_host_scalar(g_var) else builder.array(g_var)
+    h, w, b = (contiguous(builder, node, builder.array(v)) for v in (h_var, w_var, b_var))
+    y = builder.array(y_var)
+    arrays = [None if builder.is_host_scalar(v) else builder.array(v) for v in others]
+    read = [a for a in (g, h, y, *read_more) if isinstance(a, DeviceArray)]
+    total, _ = builder.output_array(node, read, aligned=[a for a in arrays if a is not None]
+                                    + [w, b, *aligned_more], deferred=False)
+    operands, kinds = _store_operands(builder, node, others, arrays)
+    update = loss_op.loss.total_update
+    xent, _ = loss_op.loss._parts(g_var, node.outputs[-1], y_var, others)
+    reduced_dtype = update.reduction.make_node(xent.outputs[0]).outputs[0].dtype
+    epilogue = StoreEpilogue(update.scalar_op, update.position, reduced_dtype,
+                             [v.dtype for v in others], kinds, total.dtype.name, first_input=5)
+    g_strides = None if g is g_var else (0,) if g_var.broadcastable[0] else g.strides
+    return g, h, w, b, y, total, operands, epilogue, g_strides
 
 
 def lower_dot_crossentropy_total(builder, node) -> None:
@@ -238,26 +273,69 @@ def lower_dot_crossentropy_total(builder, node) -> None:
     if dtype == "float64":
         builder.runtime.require_fp64(str(op))
     (batch, hidden), classes = builder.shape(h_var), builder.shape(w_var)[1]
-    g = g_var if builder.is_host_scalar(g_var) else builder.array(g_var)
-    h, w, b = (contiguous(builder, node, builder.array(v)) for v in (h_var, w_var, b_var))
-    y = builder.array(y_var)
-    arrays = [None if builder.is_host_scalar(v) else builder.array(v) for v in others]
-    read = [a for a in (g, h, w, b, y) if isinstance(a, DeviceArray)]
-    total, _ = builder.output_array(node, read, aligned=[a for a in arrays if a is not None],
-                                    deferred=False)
-    operands, kinds = _store_operands(builder, node, others, arrays)
-    update = op.loss.total_update
-    _, loss = op.parts(node)
-    xent, _ = loss.op._parts(*loss.inputs[:3], loss.inputs[3:])
-    reduced_dtype = update.reduction.make_node(xent.outputs[0]).outputs[0].dtype
-    epilogue = StoreEpilogue(update.scalar_op, update.position, reduced_dtype,
-                             [v.dtype for v in others], kinds, total.dtype.name, first_input=5)
+    g, h, w, b, y, total, operands, epilogue, g_strides = _loss_operands(builder, node, op,
+                                                                         others)
     gradient = builder.new_array(node.outputs[1])
-    g_strides = None if g is g_var else (0,) if g_var.broadcastable[0] else g.strides
     specs = k.dot_crossentropy_total_specs(
         dtype, g_strides, batch, hidden, classes, epilogue_expression(op.logits.epilogue, dtype),
-        y.dtype.name, y.strides, epilogue, update.reduction.kind == "mean")
+        y.dtype.name, y.strides, epilogue, op.loss.total_update.reduction.kind == "mean")
     builder.add_specs(specs, node, [g, h, w, b, y, *operands], [total, gradient])
+
+
+def lower_softmax_layer_step(builder, node) -> None:
+    """A softmax output layer's whole step (``SoftmaxLayerStep``): for a small layer one
+    single-work-group kernel computes the logits and the crossentropy, then the layer's
+    backward product and its weight and bias updates, W and b in place when no later kernel
+    reads them; else the crossentropy kernel and the BackpropUpdate kernels."""
+    op, split = node.op, node.op.n_loss
+    loss_inputs, rest = node.inputs[:split], node.inputs[split:]
+    others = loss_inputs[5:]
+    w_var, alpha, h_t_var, beta = rest[:4]
+    n_column = op.backprop.n_column
+    columns_vars, extras_vars = rest[4:4 + n_column], rest[5 + n_column:]
+    dtype = node.outputs[1].dtype
+    h_t = builder.array(h_t_var)
+    if not _one_group_logits(builder, node, _SOFTMAX_STEP_MAX_WORK) or \
+            rows_of_transpose(h_t) is None or \
+            any(v.dtype != dtype for v in (*columns_vars, *extras_vars)):
+        loss, backprop = op.parts(node)
+        builder.shapes[loss.outputs[1].id] = builder.shape(loss_inputs[1])[:1] + \
+            builder.shape(loss_inputs[2])[1:]
+        lower_dot_crossentropy_total(builder, Apply.part(
+            op.loss, loss_inputs, [node.outputs[0], loss.outputs[1]]))
+        lower_backprop_update(builder, Apply.part(op.backprop, backprop.inputs,
+                                                  node.outputs[1:]))
+        return
+    if dtype == "float64":
+        builder.runtime.require_fp64(str(op))
+    h_var = loss_inputs[1]
+    (batch, hidden), classes = builder.shape(h_var), builder.shape(w_var)[1]
+    columns = [contiguous(builder, node, builder.array(v)) for v in columns_vars]
+    extras = [contiguous(builder, node, builder.array(v)) for v in extras_vars]
+    # The kernel reads all of W and b (the logits) before a barrier, then writes them.
+    g, h, w, b, y, total, operands, epilogue, g_strides = _loss_operands(
+        builder, node, op.loss, others, read_more=extras, aligned_more=columns)
+    read = [a for a in (g, h, y, *extras) if isinstance(a, DeviceArray)]
+    w_out = builder.output_array(node, read, aligned=[w, b, *columns], output=1,
+                                 deferred=False)[0]
+    v_out = builder.output_array(node, read, aligned=[w, b, *columns], output=2,
+                                 deferred=False)[0]
+    gradient_in = builder.new_array(node.outputs[3])
+    gradient = builder.allocate((batch, classes), dtype)
+    names = k.column_operands(len(columns))
+    names.insert(op.backprop.update.column_update.position, "s")
+    specs = k.softmax_layer_step_specs(
+        dtype, g_strides, batch, hidden, classes,
+        epilogue_expression(op.loss.logits.epilogue, dtype), y.dtype.name, y.strides, epilogue,
+        op.loss.loss.total_update.reduction.kind == "mean",
+        epilogue_expression(op.backprop.backward.epilogue, dtype,
+                            k.backward_operands(len(extras), hidden)),
+        len(extras),
+        epilogue_expression(op.backprop.update.column_update.scalar_op, dtype, names),
+        len(columns))
+    builder.add_specs(specs, node, [g, h, w, b, y, *operands, alpha, beta, *columns, *extras],
+                      [total, w_out, v_out, gradient_in, gradient],
+                      label=str(op) + (" in place" if w_out is w else ""))
 
 
 def lower_gather(builder, node) -> None:
@@ -322,6 +400,7 @@ KERNEL_LOWERINGS = {
     CrossentropySoftmaxWithGrad: lower_crossentropy_grad,
     CrossentropyGradTotal: lower_crossentropy_total,
     DotCrossentropyGradTotal: lower_dot_crossentropy_total,
+    SoftmaxLayerStep: lower_softmax_layer_step,
     AdvancedSubtensor: lower_gather,
     TakeRows: lower_take_rows,
     AdvancedIncSubtensor: lower_scatter,

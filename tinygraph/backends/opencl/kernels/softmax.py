@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..kernel_spec import KernelSpec, Operand, c_literal, c_type, element_index, fp64_pragma
-from .reduce import guard, launch_1d, unaligned_vector
+from .reduce import guard, launch_1d
 
 _PRIVATE_ROW = 64  # rows up to this long keep their exps in private memory
 
@@ -228,6 +228,11 @@ def crossentropy_grad_specs(dtype, g_strides, z_shape, z_strides, y_dtype, y_str
 _TOTAL_GROUP = 256  # work-items of the one work-group summing a crossentropy total
 
 
+def total_group(rows: int) -> int:
+    """Work-items of the one work-group summing the crossentropy total of ``rows`` rows."""
+    return min(_TOTAL_GROUP, 1 << max(rows - 1, 0).bit_length())
+
+
 def crossentropy_total_specs(dtype, g_strides, z_shape, z_strides, y_dtype, y_strides,
                              total, mean: bool) -> list[KernelSpec]:
     """The crossentropy gradient of :func:`crossentropy_grad_specs` into output 1, and the
@@ -235,89 +240,30 @@ def crossentropy_total_specs(dtype, g_strides, z_shape, z_strides, y_dtype, y_st
     ``StoreEpilogue`` whose operands follow the three inputs) into output 0: one work-group
     strides over the rows, then adds its work-items' sums in local memory."""
     ctype = c_type(dtype)
-    return _total_specs("tg_crossentropy_total", dtype, g_strides, z_shape, z_strides, y_dtype,
-                        y_strides, total, mean, f"__global const {ctype} *x, long x_off", "",
-                        [Operand("in", 1)])
+    return one_group_total_specs("tg_crossentropy_total", dtype, g_strides, z_shape, z_strides,
+                                 y_dtype, y_strides, total, mean,
+                                 f"__global const {ctype} *x, long x_off", "", [Operand("in", 1)])
 
 
-_LOGITS_UNROLL = 4  # k steps of a logits row accumulated into separate sums
-
-
-def _class_chunks(k: int) -> list[tuple[int, int]]:
-    """(first class, vector width) of the vectors covering ``k`` classes, widest first."""
-    chunks, start = [], 0
-    for width in (16, 8, 4, 2, 1):
-        while k - start >= width:
-            chunks.append((start, width))
-            start += width
-    return chunks
-
-
-def _logits_lines(ctype, hidden, k, epilogue) -> tuple[str, str]:
-    """(typedefs, C lines) computing row ``row``'s logits ``epilogue(h[row] @ W + b)`` into
-    ``q``: vectors over the classes, ``_LOGITS_UNROLL`` partial sums over the hidden units."""
-    chunks = _class_chunks(k)
-    vec = {w: f"{ctype}{w}" if w > 1 else ctype for _, w in chunks}
-    load = {w: (f"*(const __global {unaligned_vector(ctype, w)[1]} *)" if w > 1 else "*")
-            for _, w in chunks}
-    typedefs = "".join(unaligned_vector(ctype, w)[0] for w in sorted({w for _, w in chunks})
-                       if w > 1)
-    u_max = _LOGITS_UNROLL
-
-    def step(u: int) -> list[str]:
-        lines = [f"        {{ const {ctype} a = hr[t + {u}]; "
-                 f"const __global {ctype} *wr = wm + (t + {u}) * {k}L;"]
-        lines += [f"          s{u}_{c} += a * {load[w]}(wr + {c});" for c, w in chunks]
-        return lines + ["        }"]
-
-    lines = [f"    const __global {ctype} *hr = h + h_off + row * {hidden}L;"]
-    lines += [f"    {vec[w]} s{u}_{c} = 0;" for u in range(u_max) for c, w in chunks]
-    lines += ["    long t = 0;", f"    for (; t + {u_max} <= {hidden}L; t += {u_max}) {{"]
-    for u in range(u_max):
-        lines += step(u)
-    lines += ["    }", f"    for (; t < {hidden}L; t++) {{", *step(0), "    }"]
-    for c, w in chunks:
-        total = " + ".join(f"s{u}_{c}" for u in range(u_max))
-        store = f"*(__global {unaligned_vector(ctype, w)[1]} *)(q + {c})" if w > 1 else f"q[{c}]"
-        lines.append(f"    {store} = ({total}) + {load[w]}(bias + {c});")
-    if epilogue != "v":
-        lines.append(f"    for (long j = 0; j < {k}L; j++) {{ {ctype} v = q[j]; "
-                     f"q[j] = {epilogue}; }}")
-    return typedefs, "".join(line + "\n" for line in lines)
-
-
-def dot_crossentropy_total_specs(dtype, g_strides, batch, hidden, k, epilogue, y_dtype,
-                                 y_strides, total, mean: bool) -> list[KernelSpec]:
-    """:func:`crossentropy_total_specs` of the logits ``epilogue(h @ W + b)`` (``epilogue`` a
-    C expression in ``v``) of inputs 1-3, contiguous: h (batch, hidden), W (hidden, k) and b
-    (k,); the labels are input 4 and the total's operands follow. Each row's logits go to its
-    gradient row first, so they are never stored elsewhere."""
-    ctype = c_type(dtype)
-    typedefs, logits = _logits_lines(ctype, hidden, k, epilogue)
-    params = (f"__global const {ctype} *h, long h_off, __global const {ctype} *wm, long wm_off, "
-              f"__global const {ctype} *bias, long bias_off")
-    prologue = "    wm += wm_off; bias += bias_off;\n"
-    return _total_specs("tg_dot_crossentropy_total", dtype, g_strides, (batch, k), (k, 1), y_dtype,
-                        y_strides, total, mean, params, prologue,
-                        [Operand("in", 1), Operand("in", 2), Operand("in", 3)],
-                        logits=logits, typedefs=typedefs)
-
-
-def _total_specs(name, dtype, g_strides, z_shape, z_strides, y_dtype, y_strides, total,
-                 mean: bool, z_params: str, prologue: str, z_args: list,
-                 logits=None, typedefs="") -> list[KernelSpec]:
+def one_group_total_specs(name, dtype, g_strides, z_shape, z_strides, y_dtype, y_strides,
+                          total, mean: bool, z_params: str, prologue: str, z_args: list,
+                          logits=None, typedefs="", more_params="", more_args=(), tail="",
+                          dz_arg=None) -> list[KernelSpec]:
     """The one-work-group crossentropy total kernel ``name`` reading the logits through
-    ``z_params`` (arguments ``z_args``) or computing them by the lines ``logits``."""
+    ``z_params`` (arguments ``z_args``) or computing them by the lines ``logits``. Kernels
+    doing more take ``more_params`` (arguments ``more_args``, before the total's output) and
+    run ``tail`` after the total is summed, all work-items, the gradient (``dz_arg``, by
+    default output 1) then complete."""
     ctype, ytype = c_type(dtype), c_type(y_dtype)
     n, k = z_shape
-    group = min(_TOTAL_GROUP, 1 << max(n - 1, 0).bit_length())
+    group = total_group(n)
     g_param, g_value, g_arg = _gradient_operand(ctype, g_strides)
     value = f"part[0] / {n}" if mean else "part[0]"
     dtypes = [dtype, total.out_dtype, *total.operand_dtypes]
     src = (f"{fp64_pragma(*dtypes)}{typedefs}{math_source(ctype)}"
            f"__kernel void {name}({g_param}, {z_params}, "
            f"__global const {ytype} *lab, long lab_off, "
-           f"{''.join(p + ', ' for p in total.params())}"
+           f"{''.join(p + ', ' for p in total.params())}{more_params}"
            f"__global {c_type(total.out_dtype)} *y, long y_off, "
            f"__global {ctype} *dz, long dz_off, __global int *err, long err_off) {{\n"
            f"{prologue}"
@@ -335,10 +281,11 @@ def _total_specs(name, dtype, g_strides, z_shape, z_strides, y_dtype, y_strides,
            "        if (lid < w) part[lid] += part[lid + w];\n"
            "        barrier(CLK_LOCAL_MEM_FENCE);\n"
            "    }\n"
+           f"{tail}"
            "    if (lid != 0) return;\n"
            + "\n".join(total.store(value, "0", "total")) + "\n}\n")
     label = Operand("in", 1 + len(z_args))
     return [KernelSpec(src, name, (group,), (group,),
-                       [g_arg, *z_args, label, *total.args(),
-                        Operand("out", 0), Operand("out", 1), Operand("scratch", 0)],
+                       [g_arg, *z_args, label, *total.args(), *more_args,
+                        Operand("out", 0), dz_arg or Operand("out", 1), Operand("scratch", 0)],
                        (1,), ("int32",))]
