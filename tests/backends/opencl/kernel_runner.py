@@ -234,3 +234,10 @@ def runner() -> Runner:
         _RUNNER.append(Runner())
         atexit.register(_RUNNER[0].close)
     return _RUNNER[0]
+
+
+def check_product(got, ref, k: int, dtype) -> None:
+    """A product's result against its float64 reference, the tolerance growing with the
+    length ``k`` of its sums."""
+    tol = (2e-6 if np.dtype(dtype) == np.float32 else 1e-14) * (k + 10)
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)

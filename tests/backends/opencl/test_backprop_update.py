@@ -8,6 +8,7 @@ Every test runs on each PoCL platform: Debian's PoCL compiles for AVX-512 (16-fl
 import numpy as np
 import pyopencl as cl
 import pytest
+from tg_kernel_runner import check_product as check  # registered by conftest.py
 
 from tinygraph.backends.opencl import backprop_update as bu
 from tinygraph.backends.opencl.program_cache import ProgramCache
@@ -33,9 +34,6 @@ COLUMNS = {
     1: ("o0 - 0.1f * s", lambda s, o0: o0 - 0.1 * s),
     2: ("o0 * 0.5f - o1 * s", lambda s, o0, o1: o0 * 0.5 - o1 * s),
 }
-
-POCL = [p for p in cl.get_platforms() if "Portable Computing Language" in p.name]
-
 
 class Env:
     """One context, queue and program cache shared by every test of the module."""
@@ -74,18 +72,11 @@ class Env:
         return flat[offset:offset + size].reshape(shape)
 
 
-@pytest.fixture(scope="module", params=range(len(POCL)) or [None], ids=lambda i: f"pocl{i}")
-def env(request):
-    if request.param is None:
-        pytest.skip("needs the PoCL CPU platform")
-    env = Env(POCL[request.param])
+@pytest.fixture(scope="module")
+def env(pocl_platform):
+    env = Env(pocl_platform)
     yield env
     env.queue.finish()
-
-
-def check(got, ref, k, dtype):
-    tol = (2e-6 if dtype == np.float32 else 1e-14) * (k + 10)
-    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
 
 
 def _update_operands(env, rng, batch, n_in, n_out, dtype, columns, in_place, off):

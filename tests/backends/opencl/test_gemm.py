@@ -13,6 +13,7 @@ import pyopencl as cl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tg_kernel_runner import check_product as check  # registered by conftest.py
 
 _PATH = pathlib.Path(__file__).parents[3] / "tinygraph" / "backends" / "opencl" / "gemm.py"
 _SPEC = importlib.util.spec_from_file_location("tinygraph_opencl_gemm", _PATH)
@@ -109,19 +110,9 @@ class Env:
         return got, epilogue_fn(ref, *e)
 
 
-def check(got, ref, k, dtype):
-    tol = (2e-6 if dtype == np.float32 else 1e-14) * (k + 10)
-    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
-
-
-POCL = [p for p in cl.get_platforms() if "Portable Computing Language" in p.name]
-
-
-@pytest.fixture(scope="module", params=range(len(POCL)) or [None], ids=lambda i: f"pocl{i}")
-def env(request):
-    if request.param is None:
-        pytest.skip("needs the PoCL CPU platform")
-    env = Env(POCL[request.param])
+@pytest.fixture(scope="module")
+def env(pocl_platform):
+    env = Env(pocl_platform)
     yield env
     env.queue.finish()
 

@@ -37,7 +37,7 @@ _PACK_MIN_BLOCKS = 8  # pack an operand once this many row blocks share it
 # place as fast or faster than packing them costs (measured 256x784x200 to 1024^3, NN and TN;
 # a 1024-column B in place is 1.6x slower on AVX2). A^T by vector register bits: read in place,
 # its rows are a stride apart, which AVX2's 6-row blocks take worse (TN 784x256x200 10% faster
-# packed on the pip PoCL, 200x256x60 20% slower; packed 13% slower on AVX-512)
+# packed on the pip PoCL, 200x256x60 5-40% slower; packed 13% slower on AVX-512)
 _PACK_B_MIN_BYTES = 2 << 20
 _PACK_A_MIN_BYTES = {256: 512 << 10, 512: 4 << 20}
 _DOT_MAX_M = 32  # NT products with at most this many rows use the dot-product kernel

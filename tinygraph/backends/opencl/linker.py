@@ -720,21 +720,12 @@ def _may_write_into(value: Variable, target: SharedVariable) -> bool:
     """Whether ``value``'s node can compute it in the buffer of ``target``: a Gemm
     accumulating into it, or an elementwise op (also a reduction's epilogue, a GemmColumnSums'
     or BackpropUpdate's column update and a crossentropy's total) reading it at the output's
-    positions. A SoftmaxLayerStep's outputs are a crossentropy's total and a BackpropUpdate's
-    outputs."""
+    positions. A SoftmaxLayerStep's outputs are its parts': a crossentropy's total and a
+    BackpropUpdate's outputs."""
     node = value.owner
     if isinstance(node.op, SoftmaxLayerStep):
-        split = node.op.n_loss
-        if value.index == 0:
-            operands = node.inputs[5:split]
-        elif value.index == 1:
-            return node.inputs[split] is target
-        elif value.index == 2:
-            operands = node.inputs[split + 4:split + 4 + node.op.backprop.n_column]
-        else:
-            return False
-        return target in operands and target.broadcastable == value.broadcastable and \
-            target.dtype == value.dtype
+        loss, backprop = node.op.parts(node)
+        return _may_write_into((loss.outputs[:1] + backprop.outputs)[value.index], target)
     updates = (GemmColumnSums, BackpropUpdate)
     if isinstance(node.op, Gemm) or isinstance(node.op, updates) and value.index == 0:
         return node.inputs[0] is target

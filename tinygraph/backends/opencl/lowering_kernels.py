@@ -246,6 +246,7 @@ def _loss_operands(builder, node, loss_op, others, read_more=(), aligned_more=()
                                     + [w, b, *aligned_more], deferred=False)
     operands, kinds = _store_operands(builder, node, others, arrays)
     update = loss_op.loss.total_update
+    # the row costs' dtype is the logits' (checked equal to the last output's by the caller)
     xent, _ = loss_op.loss._parts(g_var, node.outputs[-1], y_var, others)
     reduced_dtype = update.reduction.make_node(xent.outputs[0]).outputs[0].dtype
     epilogue = StoreEpilogue(update.scalar_op, update.position, reduced_dtype,

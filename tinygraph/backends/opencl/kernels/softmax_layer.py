@@ -23,13 +23,23 @@ def _class_chunks(k: int) -> list[tuple[int, int]]:
     return chunks
 
 
+def _chunk_types(ctype, chunks) -> tuple[dict, dict, dict]:
+    """(type, load prefix, store prefix) by width of the class chunks' vectors (scalars for
+    width 1), loaded and stored through element-aligned pointers."""
+    widths = {w for _, w in chunks}
+    vec = {w: f"{ctype}{w}" if w > 1 else ctype for w in widths}
+    load = {w: f"*(const __global {unaligned_vector(ctype, w)[1]} *)" if w > 1 else "*"
+            for w in widths}
+    store = {w: f"*(__global {unaligned_vector(ctype, w)[1]} *)" if w > 1 else "*"
+             for w in widths}
+    return vec, load, store
+
+
 def _logits_lines(ctype, hidden, k, epilogue) -> tuple[str, str]:
     """(typedefs, C lines) computing row ``row``'s logits ``epilogue(h[row] @ W + b)`` into
     ``q``: vectors over the classes, ``_LOGITS_UNROLL`` partial sums over the hidden units."""
     chunks = _class_chunks(k)
-    vec = {w: f"{ctype}{w}" if w > 1 else ctype for _, w in chunks}
-    load = {w: (f"*(const __global {unaligned_vector(ctype, w)[1]} *)" if w > 1 else "*")
-            for _, w in chunks}
+    vec, load, store = _chunk_types(ctype, chunks)
     typedefs = "".join(unaligned_vector(ctype, w)[0] for w in sorted({w for _, w in chunks})
                        if w > 1)
     u_max = _LOGITS_UNROLL
@@ -48,8 +58,7 @@ def _logits_lines(ctype, hidden, k, epilogue) -> tuple[str, str]:
     lines += ["    }", f"    for (; t < {hidden}L; t++) {{", *step(0), "    }"]
     for c, w in chunks:
         total = " + ".join(f"s{u}_{c}" for u in range(u_max))
-        store = f"*(__global {unaligned_vector(ctype, w)[1]} *)(q + {c})" if w > 1 else f"q[{c}]"
-        lines.append(f"    {store} = ({total}) + {load[w]}(bias + {c});")
+        lines.append(f"    {store[w]}(q + {c}) = ({total}) + {load[w]}(bias + {c});")
     if epilogue != "v":
         lines.append(f"    for (long j = 0; j < {k}L; j++) {{ {ctype} v = q[j]; "
                      f"q[j] = {epilogue}; }}")
@@ -140,11 +149,7 @@ def _updates_lines(ctype, batch, hidden, k, backward, column_epilogue) -> str:
     h[r, kk] d[r] to the row's update and stores backward(d[r] . W[kk]) at (r, kk); the
     first work-item then stores the bias update."""
     chunks = _class_chunks(k)
-    vec = {w: f"{ctype}{w}" if w > 1 else ctype for _, w in chunks}
-    load = {w: (f"*(const __global {unaligned_vector(ctype, w)[1]} *)" if w > 1 else "*")
-            for _, w in chunks}
-    store = {w: (f"*(__global {unaligned_vector(ctype, w)[1]} *)" if w > 1 else "*")
-             for _, w in chunks}
+    vec, load, store = _chunk_types(ctype, chunks)
     hsum = {w: (f"tg_hsum{w}" if w > 1 else "") for _, w in chunks}
     at = f"r * {hidden}L + kk"
     lines = ["    barrier(CLK_GLOBAL_MEM_FENCE);",
