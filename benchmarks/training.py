@@ -8,12 +8,17 @@ SGD on the mean softmax NLL, float32. All implementations start from tinygraph's
 weights and train on the same shuffle order (dropout masks differ, so W3's accuracies only
 agree closely). PyTorch uses as many threads as this process has cores.
 
-Each implementation runs ``--repeats`` times, interleaved (tinygraph, numpy, torch, tinygraph,
-...) so that machine load hits all alike; the first epoch of every run is a warm-up and is not
-timed. Prints a header, a table, then JSON lines (a header with the machine and versions, one
-line per workload and implementation): median seconds per timed epoch over all runs, min and
-max, examples/s, validation and test accuracy after the last epoch (mean over runs), and
-tinygraph's time as a ratio to each reference.
+Each run trains the three side by side, epoch by epoch: a tinygraph epoch, then a NumPy
+epoch, then a PyTorch epoch, then tinygraph's next, with a 0.3 s pause before each (OpenBLAS's
+and PyTorch's worker threads busy-wait after their last call and would take a core from the
+next epoch), so that machine load hits all alike. ``--repeats`` runs start again from the same
+seed; the first epoch of every run is a warm-up and is not timed. Prints a header, a table,
+then JSON lines (a header with the machine and versions, one line per workload and
+implementation): median seconds per timed epoch over all runs, min and max, examples/s,
+validation and test accuracy after the last epoch (mean over runs), and tinygraph's time as a
+ratio to each reference: the median over timed epochs of tinygraph's epoch time divided by
+the reference's epoch run right after it (the JSON also has the spread of those ratios and the
+ratio of the medians).
 
     python benchmarks/training.py [--workloads W1 W2 W3] [--epochs 3] [--repeats 1]
         [--train-size 50000] [--device opencl] [--seed 0]
@@ -61,19 +66,6 @@ def build_network(spec, seed: int) -> Network:
         width = size
     layers.append(Softmax(width, 10))
     return Network(layers, spec["batch"], seed=seed)
-
-
-def run_tinygraph(spec, data, epochs: int, seed: int, device: str):
-    """Train with layers.SGD; returns the initial parameters and (epoch seconds, accuracies)."""
-    tg.config.device = device
-    net = build_network(spec, seed)
-    initial = [p.get_value() for p in net.params]
-    sgd = SGD(net, eta=spec["eta"], lmbda=spec["lmbda"])
-    result = sgd.fit(data[0], epochs, validation_data=data[1], test_data=data[2], seed=seed,
-                     progress=False)
-    last = result.history[-1]
-    return initial, ([r.seconds for r in result.history], last.validation_accuracy,
-                     last.test_accuracy)
 
 
 class NumpyMLP:
@@ -128,66 +120,114 @@ class NumpyMLP:
         return float(np.mean(np.argmax(a @ self.weights[-1] + self.biases[-1], axis=1) == y))
 
 
-def run_numpy(spec, data, initial, epochs: int, seed: int):
-    (x, y), validation, test = data
-    model = NumpyMLP(initial, spec["activation"], spec["dropout"], seed)
-    generator = np.random.default_rng(seed)
-    batch, n = spec["batch"], len(x)
-    times = []
-    for _ in range(epochs):
-        order = generator.permutation(n)
+#: seconds of idle before each epoch, longer than OpenBLAS's and PyTorch's threads busy-wait
+PAUSE_S = 0.3
+
+
+class NumpyRun:
+    """``NumpyMLP`` trained epoch by epoch in the trainer's shuffle order."""
+
+    def __init__(self, spec, data, initial, seed: int) -> None:
+        (self.x, self.y), self.validation, self.test = data
+        self.spec = spec
+        self.model = NumpyMLP(initial, spec["activation"], spec["dropout"], seed)
+        self.generator = np.random.default_rng(seed)
+
+    def epoch(self) -> float:
+        """Train one epoch; its seconds."""
+        spec, n = self.spec, len(self.x)
+        batch = spec["batch"]
+        order = self.generator.permutation(n)
         start = time.perf_counter()
         for i in range(n // batch):
             rows = order[i * batch:(i + 1) * batch]
-            model.step(x[rows], y[rows], spec["eta"], spec["lmbda"] / n)
-        times.append(time.perf_counter() - start)
-    return times, model.accuracy(*validation), model.accuracy(*test)
+            self.model.step(self.x[rows], self.y[rows], spec["eta"], spec["lmbda"] / n)
+        return time.perf_counter() - start
+
+    def accuracies(self) -> tuple[float, float]:
+        return self.model.accuracy(*self.validation), self.model.accuracy(*self.test)
 
 
-def run_torch(spec, data, initial, epochs: int, seed: int):
-    """The PyTorch version a careful user writes: nn.Linear layers set from the initial arrays,
-    F.cross_entropy, optim.SGD with weight decay lmbda/n on the weights only."""
-    (x, y), validation, test = data
-    torch.manual_seed(seed)
+class TorchRun:
+    """The PyTorch version a careful user writes, epoch by epoch: nn.Linear layers set from
+    the initial arrays, F.cross_entropy, optim.SGD with weight decay lmbda/n on the weights
+    only."""
 
-    def linear(w, b):
+    def __init__(self, spec, data, initial, seed: int) -> None:
+        (x, y), self.validation, self.test = data
+        self.spec = spec
+        torch.manual_seed(seed)
+        modules = []
+        for w, b in zip(initial[0:-2:2], initial[1:-2:2]):
+            modules += [self._linear(w, b), torch.nn.Sigmoid()
+                        if spec["activation"] == "sigmoid" else torch.nn.ReLU()]
+            if spec["dropout"]:
+                modules.append(torch.nn.Dropout(spec["dropout"]))
+        self.model = torch.nn.Sequential(*modules, self._linear(initial[-2], initial[-1]))
+        linears = [m for m in self.model if isinstance(m, torch.nn.Linear)]
+        self.optimizer = torch.optim.SGD(
+            [{"params": [m.weight for m in linears], "weight_decay": spec["lmbda"] / len(x)},
+             {"params": [m.bias for m in linears]}], lr=spec["eta"])
+        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+        self.generator = np.random.default_rng(seed)
+
+    @staticmethod
+    def _linear(w, b):
         layer = torch.nn.Linear(*w.shape)
         with torch.no_grad():
             layer.weight.copy_(torch.from_numpy(w.T))
             layer.bias.copy_(torch.from_numpy(b))
         return layer
 
-    modules = []
-    for w, b in zip(initial[0:-2:2], initial[1:-2:2]):
-        modules += [linear(w, b),
-                    torch.nn.Sigmoid() if spec["activation"] == "sigmoid" else torch.nn.ReLU()]
-        if spec["dropout"]:
-            modules.append(torch.nn.Dropout(spec["dropout"]))
-    model = torch.nn.Sequential(*modules, linear(initial[-2], initial[-1]))
-    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
-    n, batch = len(x), spec["batch"]
-    optimizer = torch.optim.SGD([{"params": [m.weight for m in linears],
-                                  "weight_decay": spec["lmbda"] / n},
-                                 {"params": [m.bias for m in linears]}], lr=spec["eta"])
-    x, y = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-    generator = np.random.default_rng(seed)
-    times = []
-    model.train()
-    for _ in range(epochs):
-        order = torch.from_numpy(generator.permutation(n))
+    def epoch(self) -> float:
+        """Train one epoch; its seconds."""
+        n, batch = len(self.x), self.spec["batch"]
+        order = torch.from_numpy(self.generator.permutation(n))
+        self.model.train()
         start = time.perf_counter()
         for i in range(n // batch):
             rows = order[i * batch:(i + 1) * batch]
-            loss = F.cross_entropy(model(x[rows]), y[rows])
-            optimizer.zero_grad()
+            loss = F.cross_entropy(self.model(self.x[rows]), self.y[rows])
+            self.optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
-        times.append(time.perf_counter() - start)
-    model.eval()
-    with torch.no_grad():
-        accuracies = [float((model(torch.from_numpy(vx)).argmax(1).numpy() == vy).mean())
-                      for vx, vy in (validation, test)]
-    return times, *accuracies
+            self.optimizer.step()
+        return time.perf_counter() - start
+
+    def accuracies(self) -> tuple[float, float]:
+        self.model.eval()
+        with torch.no_grad():
+            return tuple(float((self.model(torch.from_numpy(vx)).argmax(1).numpy() == vy).mean())
+                         for vx, vy in (self.validation, self.test))
+
+
+def run_side_by_side(spec, data, epochs: int, seed: int, device: str, with_torch: bool) -> dict:
+    """One run: tinygraph's ``layers.SGD.fit`` with the references' epochs run between its
+    epochs, all from tinygraph's initial weights. Returns {impl: (epoch seconds, validation
+    accuracy, test accuracy)}."""
+    tg.config.device = device
+    net = build_network(spec, seed)
+    initial = [p.get_value() for p in net.params]
+    references = {"numpy": NumpyRun(spec, data, initial, seed)}
+    if with_torch:
+        references["torch"] = TorchRun(spec, data, initial, seed)
+    times = {name: [] for name in references}
+
+    def reference_epochs(_record) -> None:
+        for name, reference in references.items():
+            time.sleep(PAUSE_S)
+            times[name].append(reference.epoch())
+        time.sleep(PAUSE_S)
+
+    time.sleep(PAUSE_S)
+    sgd = SGD(net, eta=spec["eta"], lmbda=spec["lmbda"])
+    result = sgd.fit(data[0], epochs, validation_data=data[1], test_data=data[2], seed=seed,
+                     progress=False, on_epoch=reference_epochs)
+    last = result.history[-1]
+    runs = {"tinygraph": ([r.seconds for r in result.history], last.validation_accuracy,
+                          last.test_accuracy)}
+    for name, reference in references.items():
+        runs[name] = (times[name], *reference.accuracies())
+    return runs
 
 
 def machine_info(args) -> dict:
@@ -219,6 +259,17 @@ def summarise(workload: str, impl: str, runs, trained: int) -> dict:
                 epoch_s_all=[[round(t, 4) for t in times] for times, _, _ in runs])
 
 
+def add_ratios(row: dict, reference: dict, runs, reference_runs) -> None:
+    """tinygraph's time over the reference's, epoch by epoch (each timed epoch against the
+    reference's epoch right after it): the median, min and max, and the ratio of medians."""
+    impl = reference["impl"]
+    paired = [t / r for (times, _, _), (ref_times, _, _) in zip(runs, reference_runs)
+              for t, r in zip(times[1:], ref_times[1:])]
+    row[f"ratio_to_{impl}"] = statistics.median(paired)
+    row[f"ratio_to_{impl}_min"], row[f"ratio_to_{impl}_max"] = min(paired), max(paired)
+    row[f"ratio_of_medians_to_{impl}"] = row["epoch_s"] / reference["epoch_s"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
@@ -243,17 +294,16 @@ def main() -> None:
     results = []
     for name in args.workloads:
         spec = WORKLOADS[name]
-        runs = {"tinygraph": [], "numpy": [], "torch": []}
+        runs = {}
         for _ in range(args.repeats):
-            initial, run = run_tinygraph(spec, data, args.epochs, args.seed, args.device)
-            runs["tinygraph"].append(run)
-            runs["numpy"].append(run_numpy(spec, data, initial, args.epochs, args.seed))
-            if torch is not None and not args.no_torch:
-                runs["torch"].append(run_torch(spec, data, initial, args.epochs, args.seed))
+            run = run_side_by_side(spec, data, args.epochs, args.seed, args.device,
+                                   with_torch=torch is not None and not args.no_torch)
+            for impl, result in run.items():
+                runs.setdefault(impl, []).append(result)
         trained = len(data[0][0]) // spec["batch"] * spec["batch"]
-        rows = [summarise(name, impl, r, trained) for impl, r in runs.items() if r]
+        rows = [summarise(name, impl, r, trained) for impl, r in runs.items()]
         for reference in rows[1:]:
-            rows[0][f"ratio_to_{reference['impl']}"] = rows[0]["epoch_s"] / reference["epoch_s"]
+            add_ratios(rows[0], reference, runs["tinygraph"], runs[reference["impl"]])
         results += rows
     print(f"\n{'workload':8} {'impl':10} {'s/epoch':>8} {'min':>7} {'max':>7} {'ex/s':>8} "
           f"{'val':>7} {'test':>7} {'tg/numpy':>8} {'tg/torch':>8}")
