@@ -33,9 +33,11 @@ BATCH = 20
 # OpenBLAS worker threads busy-wait for about 0.1 s after a call (THREAD_TIMEOUT, 2^28
 # cycles): a batch started sooner shares the cores with them, so batches start this much later.
 SETTLE = 0.15
-# Calls before each timed batch, so both sides are timed in their steady state (worker threads
-# awake), as in training, not waking up from the pause.
-WARM = 3
+# Seconds of untimed calls before each timed batch, so both sides are timed in their steady
+# state, as in training, where kernels run back to back for a whole epoch. On this VM PoCL's
+# kernels run up to 1.5x slower for the first 20-50 ms after an idle pause (256x784x200 NN:
+# 600-650 us with 3 warm-up calls, 410 us after 50 ms of calls; NumPy 430-450 us either way).
+WARM_S = 0.1
 
 
 def batch_times(fns, reps):
@@ -43,15 +45,16 @@ def batch_times(fns, reps):
 
     The batches of the candidates alternate, so load from other processes hits all alike, each
     after a pause of SETTLE seconds, so none runs beside the previous one's spinning threads,
-    and WARM untimed calls.
+    and WARM_S seconds of untimed calls.
     """
     times = [[] for _ in fns]
     for i in range(reps + 1):
         for fn, finish, out in zip(*zip(*fns), times):
             time.sleep(SETTLE)
-            for _ in range(WARM):
+            warm_until = time.perf_counter() + WARM_S
+            while time.perf_counter() < warm_until:
                 fn()
-            finish()
+                finish()
             t0 = time.perf_counter()
             for _ in range(BATCH):
                 fn()

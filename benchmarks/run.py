@@ -6,8 +6,8 @@ workloads against NumPy and PyTorch (training.py), the per-step kernel table and
         [--out benchmarks/results]
 
 Each script runs as its own process (one OpenCL platform per process keeps the PoCLs apart);
-its output is printed and also written to ``<out>/<date>-<device>-<script>.txt``, whose JSON
-lines are the machine-readable results.
+its output is printed and also written to ``<out>/<date>-<HHMM>-<device>-<script>.txt`` (the
+date and time the command started), whose JSON lines are the machine-readable results.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ def main() -> None:
     parser.add_argument("--out", type=pathlib.Path, default=HERE / "results")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    date = datetime.date.today().isoformat()
+    started = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
     for device in args.devices:
-        stem = f"{date}-{device.replace(':', '_')}"
+        stem = f"{started}-{device.replace(':', '_')}"
         run("training.py", ["--device", device, "--epochs", str(args.epochs),
                             "--repeats", str(args.repeats), "--workloads", *args.workloads],
             args.out / f"{stem}-training.txt")
