@@ -85,6 +85,27 @@ def test_an_opencl_training_step_is_few_kernels(backend, monkeypatch):
     assert "NumPy on the host" not in trainer.train_fn.kernels_source()
 
 
+def test_dropout_masks_are_drawn_and_applied_in_one_kernel_each(backend, monkeypatch):
+    """With dropout on both hidden layers (the benchmarks' W3), each layer's mask is drawn and
+    applied to the layer's activations by one kernel (RandomDrawMap), not a draw kernel and
+    an elementwise kernel: 9 launches per step (the gather, per hidden layer its product and
+    its mask, the output layer's whole step, the hidden layers' updates, the counter)."""
+    if backend != "opencl":
+        pytest.skip("OpenCL only")
+    monkeypatch.setattr(tg.config, "profile", True)
+    net = Network([FullyConnected(8, 16, "relu"), Dropout(0.5), FullyConnected(16, 16, "relu"),
+                   Dropout(0.5), Softmax(16, 3)], 10, seed=0)
+    trainer = SGD(net, 0.1, lmbda=0.1)
+    trainer.fit(TRAIN, 1, progress=False)
+    profile = trainer.train_fn.profile
+    labels = [label for label, *_ in profile.rows()]
+    calls = {label: count / profile.calls for label, count, *_ in profile.rows()}
+    maps = [label for label in labels if label.startswith("RandomDrawMap{binomial")]
+    assert len(maps) == 1 and calls[maps[0]] == 2, profile.summary()
+    assert not any(label.startswith("RandomDraw{") for label in labels), labels
+    assert sum(calls.values()) == 9, profile.summary()
+
+
 def reference_softmax_sgd(x, y, eta, lmbda, momentum, batch, steps, n):
     """Plain NumPy SGD of a zero-initialised softmax regression, in order."""
     w, b = np.zeros((x.shape[1], 3)), np.zeros(3)

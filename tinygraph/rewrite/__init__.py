@@ -21,6 +21,7 @@ from .fusion import fuse_elemwise
 from .gemm import rewrite_gemm
 from .gemm_column_sums import fuse_gemm_column_sums
 from .merge import merge
+from .random_draw import fuse_random_draw_maps
 from .reduce_epilogue import fuse_reduce_epilogues
 from .softmax_layer import fuse_softmax_layer_steps
 from .stabilize import STABILIZE
@@ -36,14 +37,16 @@ DEFAULT_PIPELINE = (merge, constant_folding, canonicalize, stabilize_pass, canon
 #: its gradient (and the running total of its costs), fuses elementwise chains, product
 #: epilogues and reduction epilogues (a bias update into its weight update's product), a dense
 #: layer's backward product with its updates (one pass over its weights), a softmax output
-#: layer's product with its crossentropy gradient (and with its updates), and gathers the rows
-#: selected by one index in one node (after DEFAULT_PIPELINE's final merge, so equal index
-#: computations are already one variable)
+#: layer's product with its crossentropy gradient (and with its updates), a random draw with
+#: the elementwise op reading its sample (a dropout mask and the masked activations), and
+#: gathers the rows selected by one index in one node (after DEFAULT_PIPELINE's final merge, so
+#: equal index computations are already one variable)
 OPENCL_PIPELINE = DEFAULT_PIPELINE + (rewrite_gemm, constant_folding, fuse_crossentropy_with_grad,
                                       fuse_elemwise, fuse_epilogues, fuse_reduce_epilogues,
                                       fuse_gemm_column_sums, fuse_backprop_updates,
                                       fuse_crossentropy_total, fuse_logits_into_crossentropy,
-                                      fuse_softmax_layer_steps, fuse_row_gathers, merge)
+                                      fuse_softmax_layer_steps, fuse_random_draw_maps,
+                                      fuse_row_gathers, merge)
 
 
 def optimize(outputs: Sequence[Variable], passes=DEFAULT_PIPELINE) -> list[Variable]:
@@ -63,7 +66,7 @@ def stabilize(outputs: Sequence[Variable]) -> list[Variable]:
 __all__ = ["DEFAULT_PIPELINE", "OPENCL_PIPELINE", "RewritePass", "fuse_elemwise", "fuse_epilogues",
            "fuse_crossentropy_with_grad", "fuse_reduce_epilogues", "fuse_row_gathers",
            "fuse_gemm_column_sums", "fuse_backprop_updates", "fuse_crossentropy_total",
-           "fuse_logits_into_crossentropy", "fuse_softmax_layer_steps",
+           "fuse_logits_into_crossentropy", "fuse_softmax_layer_steps", "fuse_random_draw_maps",
            "rewrite_gemm",
            "optimize",
            "stabilize", "merge", "constant_folding", "canonicalize", "stabilize_pass"]

@@ -24,7 +24,9 @@ from ...ops.shape import ARange
 from ...ops.softmax_layer import SoftmaxLayerStep
 from ...ops.subtensor import AdvancedIncSubtensor, AdvancedSubtensor
 from ...ops.take_rows import TakeRows
+from ...random.draw_map import RandomDrawMap
 from ...random.op import RandomDraw
+from ...types import is_float
 from . import kernels as k
 from .elemwise_codegen import StoreEpilogue, epilogue_expression
 from .lowering import (
@@ -33,6 +35,7 @@ from .lowering import (
     elementwise_into,
     lower_backprop_update,
     lower_dot_epilogue,
+    lower_elemwise,
     rows_of_transpose,
 )
 from .storage import DeviceArray, contiguous_strides
@@ -390,6 +393,42 @@ def lower_random(builder, node) -> None:
     builder.add_specs(specs, node, operands, [None, sample], random_state=state)
 
 
+def _map_expression(op: RandomDrawMap, dtype: str) -> str | None:
+    """The C expression of a RandomDrawMap's elementwise op in the draw ``m`` and its other
+    operands ``e0 ..``, or None when the vector kernels cannot compute it."""
+    names = [f"e{j}" for j in range(op.elemwise.scalar_op.nin - 1)]
+    names.insert(op.position, "m")
+    try:
+        return epilogue_expression(op.elemwise.scalar_op, dtype, names)
+    except NotImplementedError:
+        return None
+
+
+def lower_random_map(builder, node) -> None:
+    """A draw and the elementwise op reading its sample (``RandomDrawMap``): one kernel when
+    the vector kernels draw the sample and the other operands are arrays of its shape and
+    dtype, else the draw's kernel and the elementwise kernel."""
+    op = node.op
+    state, _, low, high, *others = node.inputs
+    sample_var, mapped_var = node.outputs[1:]
+    shape, dtype = builder.shape(sample_var), sample_var.dtype
+    expression = _map_expression(op, dtype) if is_float(dtype) else None
+    if expression is None or not k.maps_in_lanes(op.distribution, op.n) or \
+            mapped_var.dtype != dtype or any(
+                builder.is_host_scalar(v) or v.dtype != dtype or builder.shape(v) != shape
+                for v in others):
+        lower_random(builder, Apply.part(op.draw, node.inputs[:4], node.outputs[:2]))
+        inputs = [*others[:op.position], sample_var, *others[op.position:]]
+        lower_elemwise(builder, Apply.part(op.elemwise, inputs, [mapped_var]))
+        return
+    sample, mapped = builder.new_array(sample_var), builder.new_array(mapped_var)
+    operands = [None, None, builder.array(low), builder.array(high),
+                *(contiguous(builder, node, builder.array(v)) for v in others)]
+    specs = k.random_specs(op.distribution, op.dtype, op.n, sample.shape, expression,
+                           len(others))
+    builder.add_specs(specs, node, operands, [None, sample, mapped], random_state=state)
+
+
 KERNEL_LOWERINGS = {
     Reduce: lower_reduce,
     ReduceEpilogue: lower_reduce_epilogue,
@@ -407,4 +446,5 @@ KERNEL_LOWERINGS = {
     AdvancedIncSubtensor: lower_scatter,
     ARange: lower_arange,
     RandomDraw: lower_random,
+    RandomDrawMap: lower_random_map,
 }

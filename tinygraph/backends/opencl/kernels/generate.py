@@ -90,9 +90,11 @@ def _lane_values(distribution, suffix, otype) -> list[str]:
             for e, u in enumerate(units)]
 
 
-def _lanes_body(distribution, suffix, otype, size):
+def _lanes_body(distribution, suffix, otype, size, n_others=None):
     """Kernel body of the vector kernels: 16 blocks per work-item, their elements stored as
-    16-element vectors (the last work-item copies its part element by element)."""
+    16-element vectors (the last work-item copies its part element by element). With
+    ``n_others`` (a count), each element also goes through ``tg_map`` with the elements of the
+    operands ``o0 ..`` at its position, into ``z``."""
     per_block = 4 if suffix == "f32" else 2
     chunk = _LANES * per_block
     vtype = f"{otype}16" if distribution == "binomial" else (
@@ -106,10 +108,22 @@ def _lanes_body(distribution, suffix, otype, size):
     lines.append(f"__global {otype} *out = y + y_off + gid * {chunk}L;")
     store = [f"*(__global tg_out16_u *)(out + {16 * c}) = chunk[{c}];"
              for c in range(len(stores))]
+    copy = f"out[q] = (({otype} *)chunk)[q];"
+    if n_others is not None:
+        others = [f"o{j}" for j in range(n_others)]
+        lines += [f"const __global {otype} *{o}p = {o} + {o}_off + gid * {chunk}L;"
+                  for o in others]
+        lines.append(f"__global {otype} *zp = z + z_off + gid * {chunk}L;")
+        copy += (f" zp[q] = tg_map(out[q]{''.join(f', {o}p[q]' for o in others)});")
+        for c in range(len(stores)):
+            loads = "".join(f", *(const __global tg_out16_u *)({o}p + {16 * c})"
+                            for o in others)
+            store.append(f"*(__global tg_out16_u *)(zp + {16 * c}) = "
+                         f"tg_map16(chunk[{c}]{loads});")
     if size % chunk:
         lines += [f"long rem = {size}L - gid * {chunk}L;",
                   f"if (rem < {chunk}L) {{",
-                  f"    for (long q = 0; q < rem; q++) out[q] = (({otype} *)chunk)[q];",
+                  f"    for (long q = 0; q < rem; q++) {{ {copy} }}",
                   "    return;", "}"]
     lines += store
     return (f"typedef {otype}16 __attribute__((aligned(sizeof({otype})))) tg_out16_u;\n",
@@ -136,7 +150,13 @@ def _normal_values(suffix):
     return lines
 
 
-def random_specs(distribution: str, dtype, n_trials: int, shape) -> list[KernelSpec]:
+def maps_in_lanes(distribution: str, n_trials: int) -> bool:
+    """Whether ``random_specs`` can apply a map to the draws (the vector kernels)."""
+    return distribution == "uniform" or distribution == "binomial" and n_trials == 1
+
+
+def random_specs(distribution: str, dtype, n_trials: int, shape, map_expression=None,
+                 map_inputs: int = 0) -> list[KernelSpec]:
     """Output 1 (the sample of a ``RandomDraw``) filled with ``distribution`` draws of element
     index j, as ``philox.uniform/normal/binomial(key, base, shape, ...)`` give them. Arguments:
     ``RandomKey()``, ``RandomBase()`` and inputs 2 and 3, 0-d arrays holding the parameters
@@ -144,7 +164,12 @@ def random_specs(distribution: str, dtype, n_trials: int, shape) -> list[KernelS
 
     Uniform and one-trial binomial draws (dropout masks) compute 16 Philox blocks per
     work-item in vector lanes; normal draws one block (4 or 2 elements) per work-item; other
-    binomials one element per work-item."""
+    binomials one element per work-item.
+
+    With ``map_expression`` (vector draws only, see ``maps_in_lanes``; a float ``dtype``),
+    output 2 also gets ``map_expression`` of each draw ``m`` and the elements ``e0 ..`` at its
+    position of inputs 4 .. 3 + ``map_inputs``, contiguous arrays of ``shape`` and ``dtype``
+    (a ``RandomDrawMap``): an expression valid for scalars and vectors."""
     dtype = np.dtype(dtype)
     size = math.prod(shape)
     if size == 0:
@@ -174,9 +199,21 @@ def random_specs(distribution: str, dtype, n_trials: int, shape) -> list[KernelS
                          if size % per_block and e else store)
         body = "".join(f"    {line}\n" for line in lines)
     else:
-        typedef, body, n_items = _lanes_body(distribution, suffix, otype, size)
+        typedef, body, n_items = _lanes_body(distribution, suffix, otype, size,
+                                             None if map_expression is None else map_inputs)
+    helpers = ""
+    if map_expression is not None:
+        if typedef == "" or dtype.kind != "f":
+            raise ValueError(f"random_specs: no map for {distribution} draws of {dtype}")
+        for name, vtype in (("tg_map", otype), ("tg_map16", f"{otype}16")):
+            operands = ", ".join([f"{vtype} m"] + [f"{vtype} e{j}" for j in range(map_inputs)])
+            helpers += (f"{vtype} {name}({operands}) {{\n    #pragma OPENCL FP_CONTRACT OFF\n"
+                        f"    return {map_expression};\n}}\n")
+        params += [f"__global const {otype} *o{j}, long o{j}_off" for j in range(map_inputs)]
+        params.append(f"__global {otype} *z, long z_off")
+        args += [Operand("in", 4 + j) for j in range(map_inputs)] + [Operand("out", 2)]
     gsize, lsize = launch_1d(n_items)
-    src = (fp64_pragma(dtype, pdtype) + opencl_source(pdtype) + typedef
+    src = (fp64_pragma(dtype, pdtype) + opencl_source(pdtype) + typedef + helpers
            + f"__kernel void tg_{distribution}(__global {otype} *y, long y_off, ulong key, "
            f"ulong base, {', '.join(p.format(t=ptype) for p in params)}) {{\n"
            "    #pragma OPENCL FP_CONTRACT OFF\n    long gid = get_global_id(0);\n"
