@@ -119,6 +119,8 @@ def test_op_runs_on_the_numpy_backend_and_is_not_differentiable(backend):
     np.testing.assert_array_equal(got_masked, h_value * want)
     with pytest.raises(NotImplementedError, match="created by a rewrite"):
         tg.grad(tg.sum(masked), h)
+    op = masked.owner.op
     with pytest.raises(TypeError, match="sample's 2 axes"):
-        RandomDrawMap(masked.owner.op.draw, masked.owner.op.elemwise, 1)(
-            *masked.owner.inputs[:4], tg.vector("v"))
+        op(*masked.owner.inputs[:4], tg.vector("v"))
+    with pytest.raises(TypeError, match="the sample and 1 other inputs, got 2"):
+        op(*masked.owner.inputs[:4], h, h)

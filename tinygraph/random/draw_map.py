@@ -48,14 +48,14 @@ class RandomDrawMap(RandomDraw):
     def make_node(self, state, shape_vector, a, b, *others) -> Apply:
         others = [as_variable(v) for v in others]
         if len(others) != self.elemwise.scalar_op.nin - 1:
-            raise TypeError(f"{self}: {self.elemwise} takes {len(others) + 1} inputs here, "
-                            f"not {self.elemwise.scalar_op.nin}")
+            raise TypeError(f"{self}: {self.elemwise} takes the sample and "
+                            f"{self.elemwise.scalar_op.nin - 1} other inputs, got {len(others)}")
         draw, mapped = self.parts(Apply(self, [state, shape_vector, a, b, *others], []))
         if [v.id for v in mapped.inputs] != [v.id for v in self._elemwise_inputs(
                 draw.outputs[1], others)]:
             raise TypeError(f"{self}: the other inputs of {self.elemwise} must have the "
-                            f"sample's {draw.outputs[1].ndim} axes and its dtype family "
-                            f"(got {', '.join(str(v.type) for v in others)})")
+                            f"sample's {draw.outputs[1].ndim} axes and need no cast (got "
+                            f"{', '.join(str(v.type) for v in others)})")
         return Apply(self, draw.inputs + others,
                      [*(v.type for v in draw.outputs), mapped.outputs[0].type])
 
