@@ -35,13 +35,14 @@ class RandomDrawMap(RandomDraw):
     def draw(self) -> RandomDraw:
         return RandomDraw(self.distribution, self.dtype, self.n)
 
-    def _elemwise_inputs(self, sample, others) -> list:
+    def elemwise_inputs(self, sample, others) -> list:
+        """``others`` with ``sample`` inserted where ``elemwise`` reads it."""
         return [*others[:self.position], sample, *others[self.position:]]
 
     def parts(self, node: Apply) -> tuple[Apply, Apply]:
         """The RandomDraw and the Elemwise ``node`` stands for, built anew from its inputs."""
         draw = self.draw.make_node(*node.inputs[:4])
-        mapped = self.elemwise.make_node(*self._elemwise_inputs(draw.outputs[1],
+        mapped = self.elemwise.make_node(*self.elemwise_inputs(draw.outputs[1],
                                                                 node.inputs[4:]))
         return draw, mapped
 
@@ -51,7 +52,7 @@ class RandomDrawMap(RandomDraw):
             raise TypeError(f"{self}: {self.elemwise} takes the sample and "
                             f"{self.elemwise.scalar_op.nin - 1} other inputs, got {len(others)}")
         draw, mapped = self.parts(Apply(self, [state, shape_vector, a, b, *others], []))
-        if [v.id for v in mapped.inputs] != [v.id for v in self._elemwise_inputs(
+        if [v.id for v in mapped.inputs] != [v.id for v in self.elemwise_inputs(
                 draw.outputs[1], others)]:
             raise TypeError(f"{self}: the other inputs of {self.elemwise} must have the "
                             f"sample's {draw.outputs[1].ndim} axes and need no cast (got "
@@ -62,15 +63,15 @@ class RandomDrawMap(RandomDraw):
     def perform(self, node, inputs):
         draw, mapped = self.parts(node)
         state, sample = draw.op.perform(draw, inputs[:4])
-        (result,) = mapped.op.perform(mapped, self._elemwise_inputs(sample, inputs[4:]))
+        (result,) = mapped.op.perform(mapped, self.elemwise_inputs(sample, inputs[4:]))
         return [state, sample, result]
 
     def infer_shape(self, node, input_shapes, input_values):
         draw, mapped = self.parts(node)
         state, sample = draw.op.infer_shape(draw, input_shapes[:4], input_values[:4])
         (result,) = mapped.op.infer_shape(
-            mapped, self._elemwise_inputs(sample, input_shapes[4:]),
-            self._elemwise_inputs(None, input_values[4:]))
+            mapped, self.elemwise_inputs(sample, input_shapes[4:]),
+            self.elemwise_inputs(None, input_values[4:]))
         return [state, sample, result]
 
     def grad(self, inputs, output_grads):

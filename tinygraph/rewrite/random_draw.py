@@ -16,8 +16,9 @@ from ..random.draw_map import RandomDrawMap
 from ..random.op import RandomDraw
 
 
-def _pair(nodes: list[Apply]) -> tuple[Apply, Apply, int] | None:
-    """The first (RandomDraw, Elemwise reading its sample, position) to fuse, or None."""
+def _pair(nodes: list[Apply]) -> tuple[Apply, Apply, int, list[Variable]] | None:
+    """The first (RandomDraw, Elemwise reading its sample, the sample's position there, the
+    Elemwise's other inputs) to fuse, or None."""
     for node in nodes:
         if type(node.op) is not Elemwise:
             continue
@@ -29,7 +30,7 @@ def _pair(nodes: list[Apply]) -> tuple[Apply, Apply, int] | None:
         position, draw = draws[0]
         others = node.inputs[:position] + node.inputs[position + 1:]
         if ancestors(others).isdisjoint(v.id for v in draw.outputs):
-            return draw, node, position
+            return draw, node, position, others
     return None
 
 
@@ -37,8 +38,7 @@ def fuse_random_draw_maps(outputs: Sequence[Variable]) -> list[Variable]:
     """The graph with each random draw and one elementwise reader of its sample as one node."""
     outputs = list(outputs)
     while (pair := _pair(toposort(outputs))) is not None:
-        draw, mapped, position = pair
-        others = mapped.inputs[:position] + mapped.inputs[position + 1:]
+        draw, mapped, position, others = pair
         fused = RandomDrawMap(draw.op, mapped.op, position)(*draw.inputs, *others)
         outputs = clone_replace(outputs, {**dict(zip(draw.outputs, fused[:2])),
                                           mapped.outputs[0]: fused[2]})

@@ -418,8 +418,8 @@ def lower_random_map(builder, node) -> None:
                 builder.is_host_scalar(v) or v.dtype != dtype or builder.shape(v) != shape
                 for v in others):
         lower_random(builder, Apply.part(op.draw, node.inputs[:4], node.outputs[:2]))
-        inputs = [*others[:op.position], sample_var, *others[op.position:]]
-        lower_elemwise(builder, Apply.part(op.elemwise, inputs, [mapped_var]))
+        lower_elemwise(builder, Apply.part(op.elemwise, op.elemwise_inputs(sample_var, others),
+                                           [mapped_var]))
         return
     sample, mapped = builder.new_array(sample_var), builder.new_array(mapped_var)
     operands = [None, None, builder.array(low), builder.array(high),

@@ -203,7 +203,7 @@ def random_specs(distribution: str, dtype, n_trials: int, shape, map_expression=
                                              None if map_expression is None else map_inputs)
     helpers = ""
     if map_expression is not None:
-        if typedef == "" or dtype.kind != "f":
+        if not maps_in_lanes(distribution, n_trials) or dtype.kind != "f":
             raise ValueError(f"random_specs: no map for {distribution} draws of {dtype}")
         for name, vtype in (("tg_map", otype), ("tg_map16", f"{otype}16")):
             operands = ", ".join([f"{vtype} m"] + [f"{vtype} e{j}" for j in range(map_inputs)])
