@@ -13,18 +13,13 @@ alike. One JSON line per row follows.
 """
 
 import argparse
-import importlib.util
 import json
-import pathlib
 import time
 
 import numpy as np
 import pyopencl as cl
 
-_PATH = pathlib.Path(__file__).parents[1] / "tinygraph" / "backends" / "opencl" / "gemm.py"
-_SPEC = importlib.util.spec_from_file_location("tinygraph_opencl_gemm", _PATH)
-gemm = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(gemm)
+from tinygraph.backends.opencl import gemm
 
 SHAPES = [(10, 784, 100), (256, 784, 200), (10, 1000, 1000), (1024, 1024, 1024)]
 CASES = [(op, *s) for s in SHAPES for op in ("NN", "NT", "TN")] + [

@@ -42,7 +42,16 @@ from __future__ import annotations
 import numpy as np
 import pyopencl as cl
 
-from .gemm import _TYPES, _build, check_buffer, checked_dtype, vector_bits
+from .gemm import _TYPES, _build, check_buffer, checked_dtype
+from .vector_target import (
+    argument_names,
+    attributed,
+    body_header,
+    epilogue_overloads,
+    kernel_calling_body,
+    target_section,
+    vector_bits,
+)
 
 _REGISTERS = {256: 16, 512: 32}  # vector registers by vector bits
 _MAX_ROWS = 4  # rows of W per block at most (a power of two: blocks tile the chunks)
@@ -250,8 +259,9 @@ def _column_sums(ctype, vw, batch, columns):
     ]
 
 
-def _update_kernel(ctype, vw, batch, columns, rows, group):
-    """Lines of the kernel computing only the updates (no backward product).
+def _update_kernel(ctype, vw, batch, columns, rows, group, attribute):
+    """Parameters and lines of the body of the kernel computing only the updates (no backward
+    product).
 
     A work-item owns per_item rows of W (at most _UPDATE_ITEM_ROWS) and first copies alpha *
     H^T for them into private memory (row-major, B values per row). Then it walks strips of vw
@@ -266,20 +276,23 @@ def _update_kernel(ctype, vw, batch, columns, rows, group):
     spilled), strips of one AVX2 register (8 floats) 0.75-0.8 (about the GEMM's at B = 20-32),
     64-byte strips 0.65-0.85 (0.75-0.97 at B = 64); 128-byte strips on AVX-512 gained nothing.
     """
-    lines = [
-        f"__kernel void backprop_update(__global const {ctype} *H, const int h_off, "
+    params = (
+        f"__global const {ctype} *H, const int h_off, "
         f"__global const {ctype} *D, const int d_off, __global const {ctype} *W, const int w_off, "
         f"__global {ctype} *W_out, const int w_out_off, __global {ctype} *V, const int v_off, "
         + "".join(f"__global const {ctype} *O{k}, const int o{k}_off, " for k in range(columns))
         + f"const int n_in, const int n_out, const int per_item, const {ctype} alpha, "
-        f"const {ctype} beta)",
+        f"const {ctype} beta"
+    )
+    lines = [
+        body_header("backprop_update", params, attribute),
         "{",
         "  H += h_off; D += d_off; W += w_off; W_out += w_out_off; V += v_off;"
         + "".join(f" O{k} += o{k}_off;" for k in range(columns)),
-        "  if (get_global_id(0) == 0) {",
+        "  if (item == 0) {",
         *["    " + line for line in _column_sums(ctype, vw, batch, columns)],
         "  }",
-        "  const int row0 = get_global_id(0) * per_item;",
+        "  const int row0 = item * per_item;",
         "  const int row1 = row0 + per_item < n_in ? row0 + per_item : n_in;",
         f"  {ctype} ht[{_UPDATE_ITEM_ROWS * batch}];",
         "  for (int i = row0; i < row1; ++i) {",
@@ -341,77 +354,72 @@ def _update_kernel(ctype, vw, batch, columns, rows, group):
         lines += [f"  if (j + {width} <= n_out) {{", *["    " + line for line in strip(width)]]
         lines += [f"    j += {width};", "  }"] if width > 1 else ["  }"]
         width //= 2
-    return lines + ["}", ""]
+    return params, lines + ["}"]
 
 
 def program_source(dtype, batch: int, epilogue: str | None, extras: int, column_epilogue: str,
-                   columns: int, bits: int = 256, backward: bool = True) -> str:
+                   columns: int, bits: int = 256, backward: bool = True,
+                   attribute: bool = False) -> str:
     """OpenCL source of the kernel ``backprop_update`` for this batch size and epilogues.
 
-    bits is the vector register width (see vector_bits). The epilogue is defined for scalars
-    and vectors of min(VW, 8) lanes (16-lane vectors are split in halves, as in gemm.py), the
-    column epilogue for scalars. Without backward the kernel computes only the updates: no
-    epilogue, extras or P (see _update_kernel).
+    bits is the vector register width (see vector_bits); with ``attribute`` the kernel's body
+    is compiled for AVX-512 by a target attribute (see vector_target). The epilogue is defined
+    for scalars and the vectors in use (see epilogue_overloads), the column epilogue for
+    scalars. Without backward the kernel computes only the updates: no epilogue, extras or P
+    (see _update_kernel).
     """
     ctype = _TYPES[np.dtype(dtype)]
     # the update alone walks strips of 64 bytes, two AVX2 registers (see _update_kernel)
     vw = (bits if backward else 512) // (8 * np.dtype(dtype).itemsize)
     rows = _rows_per_block(batch, bits, backward)
     widths = [w for w in (16, 8, 4, 2) if w <= vw]
-    halves = [[f"e{k}.{half}" for k in range(extras)] for half in ("lo", "hi")]
-
-    def params(t):
-        return "".join(f", {t} e{k}" for k in range(extras))
-
     lines = ["#pragma OPENCL EXTENSION cl_khr_fp64 : enable"] if ctype == "double" else []
     lines += [
         *[f"typedef {ctype}{w} __attribute__((aligned(sizeof({ctype})))) v{w}u;" for w in widths],
         f"typedef v{vw}u vtu;",
     ]
-    if backward:
-        lines += [
-            *[
-                f"inline {t} __attribute__((overloadable)) epilogue({t} v{params(t)}) "
-                f"{{ return {epilogue or 'v'}; }}"
-                for t in (ctype, f"{ctype}{min(vw, 8)}")
-            ],
-            *(
-                [
-                    f"inline {ctype}16 __attribute__((overloadable)) epilogue({ctype}16 v"
-                    f"{params(f'{ctype}16')}) {{ return ({ctype}16)(epilogue(v.lo"
-                    + "".join(f", {e}" for e in halves[0]) + "), epilogue(v.hi"
-                    + "".join(f", {e}" for e in halves[1]) + ")); }"
-                ]
-                if vw == 16
-                else []
-            ),
-        ]
-    lines += [
+    functions = [
         f"inline {ctype} column_epilogue({ctype} s"
         + "".join(f", {ctype} o{k}" for k in range(columns))
         + f") {{ return {column_epilogue}; }}",
-        "",
     ]
-    if not backward:
-        return "\n".join(lines + _update_kernel(ctype, vw, batch, columns, rows,
-                                                  min(batch, _UPDATE_GROUP[bits])))
-    lines += [
-        f"__kernel void backprop_update(__global const {ctype} *H, const int h_off, "
+    if backward:
+        functions += epilogue_overloads(
+            ctype, {1, vw}, lambda t: "".join(f", {t} e{k}" for k in range(extras)),
+            epilogue or "v")
+        params, body = _backward_kernel(ctype, dtype, vw, batch, extras, columns, rows,
+                                        attribute)
+    else:
+        params, body = _update_kernel(ctype, vw, batch, columns, rows,
+                                      min(batch, _UPDATE_GROUP[bits]), attribute)
+    lines += target_section(functions + body, attribute)
+    lines += kernel_calling_body("backprop_update", params, argument_names(params))
+    return "\n".join(lines + [""])
+
+
+def _backward_kernel(ctype, dtype, vw, batch, extras, columns, rows, attribute):
+    """Parameters and lines of the body of the kernel with the backward product (see
+    BackpropUpdatePlan)."""
+    params = (
+        f"__global const {ctype} *H, const int h_off, "
         f"__global const {ctype} *D, const int d_off, __global const {ctype} *W, const int w_off, "
         f"__global {ctype} *W_out, const int w_out_off, __global {ctype} *P, const int p_off, "
         + "".join(f"__global const {ctype} *E{k}, const int e{k}_off, " for k in range(extras))
         + f"__global {ctype} *V, const int v_off, "
         + "".join(f"__global const {ctype} *O{k}, const int o{k}_off, " for k in range(columns))
         + f"const int n_in, const int n_out, const int per_item, const {ctype} alpha, "
-        f"const {ctype} beta)",
+        f"const {ctype} beta"
+    )
+    lines = [
+        body_header("backprop_update", params, attribute),
         "{",
         "  H += h_off; D += d_off; W += w_off; W_out += w_out_off; P += p_off; V += v_off;"
         + "".join(f" E{k} += e{k}_off;" for k in range(extras))
         + "".join(f" O{k} += o{k}_off;" for k in range(columns)),
-        "  if (get_global_id(0) == 0) {",
+        "  if (item == 0) {",
         *["    " + line for line in _column_sums(ctype, vw, batch, columns)],
         "  }",
-        "  const int row0 = get_global_id(0) * per_item;",
+        "  const int row0 = item * per_item;",
         "  const int row1 = row0 + per_item < n_in ? row0 + per_item : n_in;",
         f"  {ctype}{vw} acc[{batch}][{vw}];",
         f"  for (int c0 = row0; c0 < row1; c0 += {vw}) {{",
@@ -425,8 +433,7 @@ def program_source(dtype, batch: int, epilogue: str | None, extras: int, column_
     lines += ["      }", "    }"]
     lines += ["    " + line for line in _chunk_epilogue(ctype, np.dtype(dtype).itemsize, vw,
                                                              batch, extras)]
-    lines += ["  }", "}", ""]
-    return "\n".join(lines)
+    return params, lines + ["  }", "}"]
 
 
 def _as_int(name, value, where):
@@ -492,7 +499,8 @@ class BackpropUpdatePlan:
         if not isinstance(column_epilogue, str):
             raise ValueError("BackpropUpdatePlan: column_epilogue must be an OpenCL C expression "
                              f"in s, o0, ..., not {column_epilogue!r}")
-        bits = vector_bits(context.devices[0])
+        device = context.devices[0]
+        bits = vector_bits(device)
         top = max_batch(bits, dtype, backward)
         if batch > top and backward:
             raise ValueError(
@@ -511,7 +519,7 @@ class BackpropUpdatePlan:
         self.backward = backward
         self.rows = _rows_per_block(batch, bits, backward)
         self._source = program_source(dtype, batch, epilogue, self.extras, column_epilogue,
-                                      self.columns, bits, backward)
+                                      self.columns, bits, backward, attributed(device, bits))
         program = _build(context, self._source, program_cache)
         self._kernel = cl.Kernel(program, "backprop_update")
         vw = bits // (8 * dtype.itemsize)

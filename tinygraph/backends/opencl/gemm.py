@@ -23,6 +23,16 @@ from __future__ import annotations
 import numpy as np
 import pyopencl as cl
 
+from .vector_target import (
+    argument_names,
+    attributed,
+    body_header,
+    epilogue_overloads,
+    kernel_calling_body,
+    target_section,
+    vector_bits,
+)
+
 _NV = 2  # vectors per row of a C block
 # Rows per C block by vector register bits: AVX2 has 16 registers (6 x 2 accumulators + 3
 # fill 15), AVX-512 has 32 (8 x 2 + 3 fill 19; 12 rows measured slower).
@@ -48,11 +58,6 @@ _BAND_BYTES = 256 * 1024  # rows of A walked per B panel, kept in L2
 _MIN_WORK = 1 << 15  # multiply-adds per work-item before blocks are split across work-items
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
-
-
-def vector_bits(device) -> int:
-    """512 if PoCL compiles for AVX-512 (its CPU device is named after the target), else 256."""
-    return 512 if "avx512" in getattr(device, "name", "").lower() else 256
 
 
 def _transpose(vt, vw, rows):
@@ -158,8 +163,13 @@ def _store_rows(ctype, vt, vw, nv, bias, rows, extras, qs=None):
     return out
 
 
-def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns):
-    """MR x NR blocks of C from broadcasts of A times vectors of B.
+def _gemm_name(mr, a_mode):
+    """The name of the gemm kernel with MR-row blocks reading A in a_mode (see _gemm_kernel)."""
+    return f"gemm_{mr}" if a_mode == "rows" else f"gemm_{mr}_{a_mode}"
+
+
+def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns, attribute):
+    """Body of MR x NR blocks of C from broadcasts of A times vectors of B.
 
     a_mode "rows": A is m x k, one pointer per row, k unrolled (kernel gemm_<mr>).
     "panel": A^T packed by pack_at_<mr>, one pointer, k unrolled (gemm_<mr>_panel).
@@ -168,13 +178,12 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns):
     """
     vt, nv = f"{ctype}{vw}", _NV
     nr = vw * nv
-    name = f"gemm_{mr}" if a_mode == "rows" else f"gemm_{mr}_{a_mode}"
     out = [
-        f"__kernel void {name}(GEMM_ARGS)",
+        body_header(_gemm_name(mr, a_mode), "GEMM_ARGS", attribute),
         "{",
         "  GEMM_OFFSETS",
         f"  const int nbi = (M + {mr - 1}) / {mr}, npan = (N + {nr - 1}) / {nr};",
-        "  const int first = get_global_id(0) * per_item;",
+        "  const int first = item * per_item;",
         "  const int last = first + per_item < nbi * npan ? first + per_item : nbi * npan;",
         # Blocks run down a band of row blocks for each panel in turn: the band of A and the
         # panel of B stay in cache.
@@ -279,16 +288,17 @@ def _column_sums_of_block(ctype, vt, vw, nv, columns):
     return out
 
 
-def _dot_kernel(ctype, vw, bias, rows, extras):
-    """gemm_dot for op(B) = B^T: C blocks from vector dot products along k, nothing packed."""
+def _dot_kernel(ctype, vw, bias, rows, extras, attribute):
+    """Body of gemm_dot for op(B) = B^T: C blocks from vector dot products along k, nothing
+    packed."""
     vt, cols = f"{ctype}{vw}", _DOT_COLS
     cvt = f"{ctype}{cols}"
     out = [
-        "__kernel void gemm_dot(GEMM_ARGS)",
+        body_header("gemm_dot", "GEMM_ARGS", attribute),
         "{",
         "  GEMM_OFFSETS",
         f"  const int nbi = (M + {rows - 1}) / {rows}, nbj = (N + {cols - 1}) / {cols};",
-        "  const int first = get_global_id(0) * per_item;",
+        "  const int first = item * per_item;",
         "  const int last = first + per_item < nbi * nbj ? first + per_item : nbi * nbj;",
         "  for (int blk = first; blk < last; ++blk) {",
         f"    const int i0 = (blk % nbi) * {rows}, j0 = (blk / nbi) * {cols};",
@@ -352,9 +362,10 @@ def _store_columns(ctype, cols, bias, first, value, indent, extras):
     )]
 
 
-def _narrow_kernel(ctype, trans_a, trans_b, bias, extras, columns):
-    """gemm_narrow: C narrower than a panel and little work in all (an MLP's last layer):
-    each work-item computes whole rows of C, 4 columns at a time, from A and B in place."""
+def _narrow_kernel(ctype, trans_a, trans_b, bias, extras, columns, attribute):
+    """Body of gemm_narrow: C narrower than a panel and little work in all (an MLP's last
+    layer): each work-item computes whole rows of C, 4 columns at a time, from A and B in
+    place."""
     cvt, cols = f"{ctype}4", 4
     a_at = "A[(size_t)p * M + i]" if trans_a else "A[(size_t)i * K + p]"
 
@@ -362,10 +373,10 @@ def _narrow_kernel(ctype, trans_a, trans_b, bias, extras, columns):
         return f"B[(size_t){j} * K + p]" if trans_b else f"B[(size_t)p * N + {j}]"
 
     return [
-        "__kernel void gemm_narrow(GEMM_ARGS)",
+        body_header("gemm_narrow", "GEMM_ARGS", attribute),
         "{",
         "  GEMM_OFFSETS",
-        "  const int first = get_global_id(0) * per_item;",
+        "  const int first = item * per_item;",
         "  const int last = first + per_item < M ? first + per_item : M;",
         "  for (int i = first; i < last; ++i) {",
         f"    for (int j0 = 0; j0 < N; j0 += {cols}) {{",
@@ -514,74 +525,71 @@ def program_source(
     extras: int = 0,
     column_epilogue: str | None = None,
     columns: int = 0,
+    attribute: bool = False,
 ):
     """OpenCL source of every kernel a product of this kind may use (one program per kind).
 
-    bits is the vector register width (see vector_bits). The epilogue is defined only for the
-    vector widths in use, at most 8 lanes (16-lane vectors are split in halves): the pip PoCL
-    fails on a double8 exp it does not need. Its arguments are the result v and the elements
-    e0, e1, ... of the ``extras`` operands at the same position. With a ``column_epilogue``
-    (an expression in s, o0, o1, ...) the kernels also store V[j] = column_epilogue(sum over k
-    of op(B)[k, j], O0[j], ...) for ``columns`` vector operands O (no gemm_dot kernel then).
+    bits is the vector register width (see vector_bits); with ``attribute`` the kernels' bodies
+    are compiled for AVX-512 by a target attribute (see vector_target). The epilogue is defined
+    for the vector widths in use (see epilogue_overloads). Its arguments are the result v and
+    the elements e0, e1, ... of the ``extras`` operands at the same position. With a
+    ``column_epilogue`` (an expression in s, o0, o1, ...) the kernels also store V[j] =
+    column_epilogue(sum over k of op(B)[k, j], O0[j], ...) for ``columns`` vector operands O
+    (no gemm_dot kernel then).
     """
     ctype = _TYPES[np.dtype(dtype)]
     vw = bits // (8 * np.dtype(dtype).itemsize)
     widths = sorted({vw, 8, 4, 2})
-    halves = [[f"e{j}.{half}" for j in range(extras)] for half in ("lo", "hi")]
+    columns = columns if column_epilogue else None
+    params = (
+        f"__global const {ctype} *A, const int a_off, "
+        f"__global const {ctype} *B, const int b_off, __global {ctype} *C, const int c_off, "
+        + (f"__global const {ctype} *bias, const int bias_off, " if bias else "")
+        + "".join(f"__global const {ctype} *E{j}, const int e{j}_off, " for j in range(extras))
+        + (f"__global {ctype} *V, const int v_off, " if columns is not None else "")
+        + "".join(f"__global const {ctype} *O{j}, const int o{j}_off, "
+                  for j in range(columns or 0))
+        + "const int M, const int N, const int K, const int b_packed, const int band, "
+        f"const int per_item, const {ctype} alpha, const {ctype} beta"
+    )
     lines = ["#pragma OPENCL EXTENSION cl_khr_fp64 : enable"] if ctype == "double" else []
     lines += [
         *[f"typedef {ctype}{w} __attribute__((aligned(sizeof({ctype})))) v{w}u;" for w in widths],
         f"typedef v{vw}u vtu;",
-        *[
-            f"inline {ctype}{w} __attribute__((overloadable)) epilogue({ctype}{w} v"
-            f"{_extra_args([f'{ctype}{w} e{j}' for j in range(extras)], extras)}) "
-            f"{{ return {epilogue or 'v'}; }}"
-            for w in sorted({min(vw, 8), _DOT_COLS})
-        ],
-        *(
-            [
-                f"inline {ctype}16 __attribute__((overloadable)) epilogue({ctype}16 v"
-                f"{_extra_args([f'{ctype}16 e{j}' for j in range(extras)], extras)}) "
-                f"{{ return ({ctype}16)(epilogue(v.lo{_extra_args(halves[0], extras)}), "
-                f"epilogue(v.hi{_extra_args(halves[1], extras)})); }}"
-            ]
-            if vw == 16
-            else []
-        ),
-        f"#define GEMM_ARGS __global const {ctype} *A, const int a_off, "
-        f"__global const {ctype} *B, const int b_off, __global {ctype} *C, const int c_off, "
-        + (f"__global const {ctype} *bias, const int bias_off, " if bias else "")
-        + "".join(f"__global const {ctype} *E{j}, const int e{j}_off, " for j in range(extras))
-        + (f"__global {ctype} *V, const int v_off, " if column_epilogue else "")
-        + "".join(f"__global const {ctype} *O{j}, const int o{j}_off, "
-                  for j in range(columns if column_epilogue else 0))
-        + "const int M, const int N, const int K, const int b_packed, const int band, "
-        f"const int per_item, const {ctype} alpha, const {ctype} beta",
+        f"#define GEMM_ARGS {params}",
         "#define GEMM_OFFSETS A += a_off; B += b_off; C += c_off;"
         + (" bias += bias_off;" if bias else "")
         + "".join(f" E{j} += e{j}_off;" for j in range(extras))
-        + (" V += v_off;" if column_epilogue else "")
-        + "".join(f" O{j} += o{j}_off;" for j in range(columns if column_epilogue else 0)),
+        + (" V += v_off;" if columns is not None else "")
+        + "".join(f" O{j} += o{j}_off;" for j in range(columns or 0)),
         "",
     ]
-    if column_epilogue:
-        lines += [
+    functions = epilogue_overloads(
+        ctype, {vw, _DOT_COLS},
+        lambda t: _extra_args([f"{t} e{j}" for j in range(extras)], extras), epilogue or "v")
+    if columns is not None:
+        functions += [
             f"inline {ctype} column_epilogue({ctype} s"
             + "".join(f", {ctype} o{j}" for j in range(columns))
             + f") {{ return {column_epilogue}; }}",
-            "",
         ]
-    columns = columns if column_epilogue else None
+    bodies, packs = {}, []
     for mr in _MR_CHOICES[bits]:
         for a_mode in ("panel", "cols") if trans_a else ("rows",):
-            lines += _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns)
+            bodies[_gemm_name(mr, a_mode)] = _gemm_kernel(ctype, vw, a_mode, bias, mr, extras,
+                                                          columns, attribute)
         if trans_a:
-            lines += _pack_at_kernel(ctype, mr)
-    lines += _pack_bt_kernel(ctype, vw) if trans_b else _pack_b_kernel(ctype, vw)
+            packs += _pack_at_kernel(ctype, mr)
+    packs += _pack_bt_kernel(ctype, vw) if trans_b else _pack_b_kernel(ctype, vw)
     if trans_b and not trans_a and columns is None:
-        lines += _dot_kernel(ctype, vw, bias, _DOT_ROWS[bits], extras)
-    lines += _narrow_kernel(ctype, trans_a, trans_b, bias, extras, columns)
-    return "\n".join(lines)
+        bodies["gemm_dot"] = _dot_kernel(ctype, vw, bias, _DOT_ROWS[bits], extras, attribute)
+    bodies["gemm_narrow"] = _narrow_kernel(ctype, trans_a, trans_b, bias, extras, columns,
+                                           attribute)
+    lines += target_section(functions + [line for body in bodies.values() for line in body],
+                            attribute)
+    for name in bodies:
+        lines += kernel_calling_body(name, "GEMM_ARGS", argument_names(params))
+    return "\n".join(lines + [""] + packs)
 
 
 def checked_dtype(dtype, context, owner: str, shapes: str) -> np.dtype:
@@ -673,10 +681,11 @@ class GemmPlan:
         self.bias, self.epilogue, self.extras = bool(bias), epilogue, int(extras)
         self.column_epilogue = column_epilogue
         self.columns = int(columns) if column_epilogue else 0
-        bits = vector_bits(context.devices[0])
+        device = context.devices[0]
+        bits = vector_bits(device)
         self._source = program_source(
             dtype, self.trans_a, self.trans_b, self.bias, epilogue, bits, self.extras,
-            column_epilogue, self.columns,
+            column_epilogue, self.columns, attributed(device, bits),
         )
         program = _build(context, self._source, program_cache)
 
