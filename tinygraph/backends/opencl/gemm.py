@@ -6,7 +6,8 @@ plain C: loads through vector pointer casts, `a * b + c`, `?:`. A work-item comp
 blocks of C in registers from scalar broadcasts of A and vector loads of B, with no local
 memory and no branch in the inner loop. NR is two vector registers and MR is chosen per device:
 4..6 rows of 16 floats (8 doubles) for AVX2, 5, 6 or 8 rows of 32 floats (16 doubles) on a
-device compiling for AVX-512 (Debian's PoCL names the target in the device name).
+device running AVX-512 (see vector_target: Debian's PoCL compiles for it; on the pip PoCL the
+kernels' bodies are compiled for it by a target attribute).
 B is read in place, or from NR-column panels packed by a small kernel when it is B^T,
 narrower than a panel or 2 MiB or more; A^T is packed likewise from 4 MiB, 512 KiB on AVX2
 (a launch costs more than packing saves below). The last column block is shifted left to
