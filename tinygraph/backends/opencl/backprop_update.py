@@ -16,7 +16,7 @@ for PoCL on x86 (see /work/shared/POCL.md) and written in the same plain C as ge
 and stores through unaligned vector typedefs, ``a * b + c``, ``?:``.
 
 A work-item owns chunks of VW consecutive rows of W (VW = 16 floats / 8 doubles on a device
-compiling for AVX-512, 8 / 4 for AVX2) and walks blocks of R rows (1, 2 or 4, as many as the
+running AVX-512, natively or by attribute as in gemm.py, 8 / 4 for AVX2) and walks blocks of R rows (1, 2 or 4, as many as the
 vector registers hold) along j in vectors of VW: it loads the R row pieces of W, then per
 batch row b one vector of D, which feeds R dot-product accumulators (B x R in all) and the R
 updates (alpha * H[b, i] hoisted out of the loop, summed in two chains to halve their
