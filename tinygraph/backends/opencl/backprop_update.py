@@ -16,16 +16,16 @@ for PoCL on x86 (see /work/shared/POCL.md) and written in the same plain C as ge
 and stores through unaligned vector typedefs, ``a * b + c``, ``?:``.
 
 A work-item owns chunks of VW consecutive rows of W (VW = 16 floats / 8 doubles on a device
-running AVX-512, natively or by attribute as in gemm.py, 8 / 4 for AVX2) and walks blocks of R rows (1, 2 or 4, as many as the
-vector registers hold) along j in vectors of VW: it loads the R row pieces of W, then per
-batch row b one vector of D, which feeds R dot-product accumulators (B x R in all) and the R
-updates (alpha * H[b, i] hoisted out of the loop, summed in two chains to halve their
-latency), and stores the updates over the row pieces it has just read. The main loop is
-generated twice, for beta = 1 (one multiplication fewer per vector) and any beta; the last
-n_out % VW columns take narrower vectors and one scalar. A block leaves its B x R dot products
-in a private array; when a chunk is done, the VW accumulators of each batch row are reduced
-horizontally together by a shuffle-and-add tree into one vector of the chunk's VW sums, so
-the epilogue runs on vectors and P is stored with vector stores. The work-item owning row 0
+running AVX-512, natively or by attribute as in gemm.py, 8 / 4 for AVX2) and walks blocks of R
+rows (1, 2 or 4, as many as the vector registers hold) along j in vectors of VW: it loads the R
+row pieces of W, then per batch row b one vector of D, which feeds R dot-product accumulators
+(B x R in all) and the R updates (alpha * H[b, i] hoisted out of the loop, summed in two chains
+to halve their latency), and stores the updates over the row pieces it has just read. The main
+loop is generated twice, for beta = 1 (one multiplication fewer per vector) and any beta; the
+last n_out % VW columns take narrower vectors and one scalar. A block leaves its B x R dot
+products in a private array; when a chunk is done, the VW accumulators of each batch row are
+reduced horizontally together by a shuffle-and-add tree into one vector of the chunk's VW sums,
+so the epilogue runs on vectors and P is stored with vector stores. The work-item owning row 0
 also computes the column sums. B is a compile-time constant (one program per batch size and
 epilogues; shapes are kernel arguments), limited by the vector registers (``max_batch``).
 

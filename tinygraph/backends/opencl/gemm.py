@@ -1,9 +1,10 @@
 """Matrix-product kernels: C = epilogue(alpha * op(A) @ op(B) + beta * C + bias) on OpenCL.
 
 Tuned for PoCL on x86 CPUs (see /work/shared/POCL.md). The pip PoCL compiles for AVX2 by
-default and calls rather than inlines builtins such as vload or fma, so the kernels use plain C: loads through vector pointer casts, `a * b + c`, `?:`. A work-item computes MR x NR
-blocks of C in registers from scalar broadcasts of A and vector loads of B, with no local
-memory and no branch in the inner loop. NR is two vector registers and MR is chosen per device:
+default and calls rather than inlines builtins such as vload or fma, so the kernels use plain
+C: loads through vector pointer casts, `a * b + c`, `?:`. A work-item computes MR x NR blocks
+of C in registers from scalar broadcasts of A and vector loads of B, with no local memory and
+no branch in the inner loop. NR is two vector registers and MR is chosen per device:
 4..6 rows of 16 floats (8 doubles) for AVX2, 5, 6 or 8 rows of 32 floats (16 doubles) on a
 device running AVX-512 (see vector_target: Debian's PoCL compiles for it; on the pip PoCL the
 kernels' bodies are compiled for it by a target attribute).
