@@ -25,22 +25,23 @@ def test_a_device_compiling_for_avx512_needs_no_attribute(cpu_avx512, monkeypatc
     monkeypatch.setattr(vt, "cpu_has_avx512", lambda: cpu_avx512)
     device = fake_device("pthread-skylake-avx512-AMD EPYC 9R14")
     assert vt.vector_bits(device) == 512
-    assert not vt.attributed(device, 512) and not vt.attributed(device, 256)
+    assert not vt.needs_avx512_attribute(device, 512)
+    assert not vt.needs_avx512_attribute(device, 256)
 
 
 def test_pocl_compiling_for_avx2_reaches_avx512_by_attribute(monkeypatch):
     monkeypatch.setattr(vt, "cpu_has_avx512", lambda: True)
     device = fake_device("pthread-AMD EPYC 9R14")
     assert vt.vector_bits(device) == 512
-    assert vt.attributed(device, 512)
-    assert not vt.attributed(device, 256)
+    assert vt.needs_avx512_attribute(device, 512)
+    assert not vt.needs_avx512_attribute(device, 256)
 
 
 def test_no_attribute_without_avx512_in_the_cpu(monkeypatch):
     monkeypatch.setattr(vt, "cpu_has_avx512", lambda: False)
     device = fake_device("pthread-AMD EPYC 9R14")
     assert vt.vector_bits(device) == 256
-    assert not vt.attributed(device, 512)
+    assert not vt.needs_avx512_attribute(device, 512)
 
 
 @pytest.mark.parametrize("device", [
@@ -52,7 +53,7 @@ def test_no_attribute_without_avx512_in_the_cpu(monkeypatch):
 def test_only_pocl_cpu_devices_get_the_attribute(device, monkeypatch):
     monkeypatch.setattr(vt, "cpu_has_avx512", lambda: True)
     assert vt.vector_bits(device) == 256
-    assert not vt.attributed(device, 512)
+    assert not vt.needs_avx512_attribute(device, 512)
 
 
 def test_cpu_detection_agrees_with_the_kernel():
@@ -76,7 +77,7 @@ def test_real_pocl_devices():
         pytest.skip("needs the PoCL CPU platform")
     for device in devices:
         native = "avx512" in device.name.lower()
-        assert vt.attributed(device, 512) == (not native and vt.cpu_has_avx512())
+        assert vt.needs_avx512_attribute(device, 512) == (not native and vt.cpu_has_avx512())
         assert vt.vector_bits(device) == (512 if native or vt.cpu_has_avx512() else 256)
 
 

@@ -45,10 +45,10 @@ import pyopencl as cl
 from .gemm import _TYPES, _build, check_buffer, checked_dtype
 from .vector_target import (
     argument_names,
-    attributed,
     body_header,
     epilogue_overloads,
     kernel_calling_body,
+    needs_avx512_attribute,
     target_section,
     vector_bits,
 )
@@ -519,7 +519,8 @@ class BackpropUpdatePlan:
         self.backward = backward
         self.rows = _rows_per_block(batch, bits, backward)
         self._source = program_source(dtype, batch, epilogue, self.extras, column_epilogue,
-                                      self.columns, bits, backward, attributed(device, bits))
+                                      self.columns, bits, backward,
+                                      needs_avx512_attribute(device, bits))
         program = _build(context, self._source, program_cache)
         self._kernel = cl.Kernel(program, "backprop_update")
         vw = bits // (8 * dtype.itemsize)

@@ -26,10 +26,10 @@ import pyopencl as cl
 
 from .vector_target import (
     argument_names,
-    attributed,
     body_header,
     epilogue_overloads,
     kernel_calling_body,
+    needs_avx512_attribute,
     target_section,
     vector_bits,
 )
@@ -686,7 +686,7 @@ class GemmPlan:
         bits = vector_bits(device)
         self._source = program_source(
             dtype, self.trans_a, self.trans_b, self.bias, epilogue, bits, self.extras,
-            column_epilogue, self.columns, attributed(device, bits),
+            column_epilogue, self.columns, needs_avx512_attribute(device, bits),
         )
         program = _build(context, self._source, program_cache)
 

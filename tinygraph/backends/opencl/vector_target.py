@@ -56,7 +56,7 @@ def vector_bits(device) -> int:
     return 512 if compiles_for_avx512(device) or avx512_by_attribute(device) else 256
 
 
-def attributed(device, bits: int) -> bool:
+def needs_avx512_attribute(device, bits: int) -> bool:
     """Whether kernels designed for ``bits``-bit vectors need the AVX-512 target attribute on
     this device (512 on a device that reaches AVX-512 only that way)."""
     return bits == 512 and avx512_by_attribute(device)
