@@ -588,8 +588,9 @@ def program_source(
                                            attribute)
     lines += target_section(functions + [line for body in bodies.values() for line in body],
                             attribute)
+    args = argument_names(params)
     for name in bodies:
-        lines += kernel_calling_body(name, "GEMM_ARGS", argument_names(params))
+        lines += kernel_calling_body(name, "GEMM_ARGS", args)
     return "\n".join(lines + [""] + packs)
 
 
