@@ -259,7 +259,7 @@ def _column_sums(ctype, vw, batch, columns):
     ]
 
 
-def _update_kernel(ctype, vw, batch, columns, rows, group, attribute):
+def _update_kernel(ctype, vw, batch, columns, rows, group, attribute, indexed=False):
     """Parameters and lines of the body of the kernel computing only the updates (no backward
     product).
 
@@ -275,9 +275,14 @@ def _update_kernel(ctype, vw, batch, columns, rows, group, attribute):
     dot products took 0.75-0.95 of its time (more than it from B = 20: every alpha * H[b, i]
     spilled), strips of one AVX2 register (8 floats) 0.75-0.8 (about the GEMM's at B = 20-32),
     64-byte strips 0.65-0.85 (0.75-0.97 at B = 64); 128-byte strips on AVX-512 gained nothing.
+
+    ``indexed``: batch row b of H is row H_rows[b] of the stored H (a minibatch read straight
+    from the dataset).
     """
     params = (
         f"__global const {ctype} *H, const int h_off, "
+        + ("__global const int *H_rows, const int h_rows_off, " if indexed else "")
+        +
         f"__global const {ctype} *D, const int d_off, __global const {ctype} *W, const int w_off, "
         f"__global {ctype} *W_out, const int w_out_off, __global {ctype} *V, const int v_off, "
         + "".join(f"__global const {ctype} *O{k}, const int o{k}_off, " for k in range(columns))
@@ -288,6 +293,7 @@ def _update_kernel(ctype, vw, batch, columns, rows, group, attribute):
         body_header("backprop_update", params, attribute),
         "{",
         "  H += h_off; D += d_off; W += w_off; W_out += w_out_off; V += v_off;"
+        + (" H_rows += h_rows_off;" if indexed else "")
         + "".join(f" O{k} += o{k}_off;" for k in range(columns)),
         "  if (item == 0) {",
         *["    " + line for line in _column_sums(ctype, vw, batch, columns)],
@@ -296,7 +302,8 @@ def _update_kernel(ctype, vw, batch, columns, rows, group, attribute):
         "  const int row1 = row0 + per_item < n_in ? row0 + per_item : n_in;",
         f"  {ctype} ht[{_UPDATE_ITEM_ROWS * batch}];",
         "  for (int i = row0; i < row1; ++i) {",
-        *[f"    ht[(i - row0) * {batch} + {b}] = alpha * H[{b} * n_in + i];"
+        *[f"    ht[(i - row0) * {batch} + {b}] = alpha * "
+          + (f"H[(size_t)H_rows[{b}] * n_in + i];" if indexed else f"H[{b} * n_in + i];")
           for b in range(batch)],
         "  }",
         "  const size_t stride = n_out;",
@@ -359,14 +366,14 @@ def _update_kernel(ctype, vw, batch, columns, rows, group, attribute):
 
 def program_source(dtype, batch: int, epilogue: str | None, extras: int, column_epilogue: str,
                    columns: int, bits: int = 256, backward: bool = True,
-                   attribute: bool = False) -> str:
+                   attribute: bool = False, indexed: bool = False) -> str:
     """OpenCL source of the kernel ``backprop_update`` for this batch size and epilogues.
 
     bits is the vector register width (see vector_bits); with ``attribute`` the kernel's body
     is compiled for AVX-512 by a target attribute (see vector_target). The epilogue is defined
     for scalars and the vectors in use (see epilogue_overloads), the column epilogue for
     scalars. Without backward the kernel computes only the updates: no epilogue, extras or P
-    (see _update_kernel).
+    (see _update_kernel), and with ``indexed`` reads H's rows through the index H_rows.
     """
     ctype = _TYPES[np.dtype(dtype)]
     # the update alone walks strips of 64 bytes, two AVX2 registers (see _update_kernel)
@@ -391,7 +398,7 @@ def program_source(dtype, batch: int, epilogue: str | None, extras: int, column_
                                         attribute)
     else:
         params, body = _update_kernel(ctype, vw, batch, columns, rows,
-                                      min(batch, _UPDATE_GROUP[bits]), attribute)
+                                      min(batch, _UPDATE_GROUP[bits]), attribute, indexed)
     lines += target_section(functions + body, attribute)
     lines += kernel_calling_body("backprop_update", params, argument_names(params))
     return "\n".join(lines + [""])
@@ -460,7 +467,9 @@ class BackpropUpdatePlan:
     With ``backward=False`` the plan computes only W_out and V (a first layer's update, for
     batches up to ``max_batch(bits, dtype, backward=False)``, 64):
     epilogue must be None and extras 0, and enqueue and bind take p=None (p_offset is
-    ignored).
+    ignored). Such a plan may read H through an index, as GemmPlan reads A: with ``h_rows``
+    = R the stored H has R rows and batch row b is its row index[b], for the int32 vector
+    ``h_index`` given to bind (batch entries, kept in [0, R) by the caller).
     """
 
     max_batch = staticmethod(max_batch)
@@ -478,17 +487,22 @@ class BackpropUpdatePlan:
         column_epilogue: str,
         columns: int,
         backward: bool = True,
+        h_rows: int | None = None,
         program_cache=None,
     ):
         shapes = f"batch={batch}, n_in={n_in}, n_out={n_out}"
         batch = _as_int("batch", batch, shapes)
         n_in = _as_int("n_in", n_in, shapes)
         n_out = _as_int("n_out", n_out, shapes)
+        h_rows = None if h_rows is None else _as_int("h_rows", h_rows, shapes)
         for name, v in (("extras", extras), ("columns", columns)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"BackpropUpdatePlan: {name} must be an int >= 0, not {v!r}")
         dtype = checked_dtype(dtype, context, "BackpropUpdatePlan", shapes)
         backward = bool(backward)
+        if backward and h_rows is not None:
+            raise ValueError("BackpropUpdatePlan: h_rows (H read through an index) needs "
+                             f"backward=False ({shapes})")
         if not backward and (epilogue is not None or extras != 0):
             raise ValueError("BackpropUpdatePlan: without the backward product (backward=False) "
                              f"there is no epilogue: it must be None and extras 0, not "
@@ -511,16 +525,16 @@ class BackpropUpdatePlan:
                 f"BackpropUpdatePlan: batch {batch} is too large for the update without the "
                 f"backward product on a {bits}-bit device (a GEMM is faster); at most {top} "
                 f"({shapes})")
-        if max(batch * n_in, batch * n_out, n_in * n_out) >= 2**31:
+        if max(batch * n_in, batch * n_out, n_in * n_out, (h_rows or 0) * n_in) >= 2**31:
             raise ValueError(f"BackpropUpdatePlan: operands of 2**31 elements or more ({shapes})")
         self.batch, self.n_in, self.n_out, self.dtype = batch, n_in, n_out, dtype
         self.epilogue, self.extras = epilogue, int(extras)
         self.column_epilogue, self.columns = column_epilogue, int(columns)
-        self.backward = backward
+        self.backward, self.h_rows = backward, h_rows
         self.rows = _rows_per_block(batch, bits, backward)
         self._source = program_source(dtype, batch, epilogue, self.extras, column_epilogue,
                                       self.columns, bits, backward,
-                                      needs_avx512_attribute(device, bits))
+                                      needs_avx512_attribute(device, bits), h_rows is not None)
         program = _build(context, self._source, program_cache)
         self._kernel = cl.Kernel(program, "backprop_update")
         vw = bits // (8 * dtype.itemsize)
@@ -528,7 +542,8 @@ class BackpropUpdatePlan:
         self._key = self._scalars = None
         if not backward:
             self._kernel.set_scalar_arg_dtypes(
-                [None, np.int32] * (5 + self.columns) + [np.int32] * 3 + [dtype.type] * 2)
+                [None, np.int32] * (5 + (h_rows is not None) + self.columns)
+                + [np.int32] * 3 + [dtype.type] * 2)
             # rows per work-item: a multiple of the block's, at least 4 work-items per unit
             rows = min(_UPDATE_ITEM_ROWS, -(-n_in // (4 * units)))
             per_item = -(-rows // self.rows) * self.rows
@@ -557,37 +572,41 @@ class BackpropUpdatePlan:
                      f"batch={self.batch}, n_in={self.n_in}, n_out={self.n_out}")
 
     def enqueue(self, queue: cl.CommandQueue, h, d, w, w_out, p, *, h_offset=0, d_offset=0,
-                w_offset=0, w_out_offset=0, p_offset=0, extras=(), column_sums=(), alpha=1.0,
-                beta=1.0, wait_for=None) -> cl.Event:
+                w_offset=0, w_out_offset=0, p_offset=0, extras=(), column_sums=(), h_index=None,
+                alpha=1.0, beta=1.0, wait_for=None) -> cl.Event:
         """Enqueue the step (the arguments as for bind); returns the event of the kernel."""
         event = None
         launches = self.bind(h, d, w, w_out, p, h_offset=h_offset, d_offset=d_offset,
                              w_offset=w_offset, w_out_offset=w_out_offset, p_offset=p_offset,
-                             extras=extras, column_sums=column_sums, alpha=alpha, beta=beta)
+                             extras=extras, column_sums=column_sums, h_index=h_index,
+                             alpha=alpha, beta=beta)
         for kernel, grid, local in launches:
             event = cl.enqueue_nd_range_kernel(queue, kernel, grid, local, wait_for=wait_for)
             wait_for = [event]
         return event
 
     def bind(self, h, d, w, w_out, p, *, h_offset=0, d_offset=0, w_offset=0, w_out_offset=0,
-             p_offset=0, extras=(), column_sums=(), alpha=1.0, beta=1.0) -> list[tuple]:
+             p_offset=0, extras=(), column_sums=(), h_index=None, alpha=1.0,
+             beta=1.0) -> list[tuple]:
         """Set the kernel arguments for these operands and return the launches, (kernel,
         global size, local size), to enqueue in order. Offsets count elements; ``extras`` are
         the (buffer, offset) pairs of E0, E1, ..., ``column_sums`` those of V, O0, O1, ....
         The same buffers and offsets as the previous call are not checked or set again, and
         alpha and beta only when they change. p is None for a plan without the backward
-        product."""
+        product; ``h_index`` the (buffer, offset) of the row index of a plan with h_rows."""
         extras, column_sums = tuple(extras), tuple(column_sums)
         if not self.backward:
             p_offset = 0  # ignored
         key = (id(h), id(d), id(w), id(w_out), id(p), h_offset, d_offset, w_offset,
                w_out_offset, p_offset,
-               tuple((id(buf), offset) for buf, offset in extras + column_sums))
+               tuple((id(buf), offset) for buf, offset in extras + column_sums),
+               h_index and (id(h_index[0]), h_index[1]))
         if key != self._key:
             self._key = None
             self._bind(h, d, w, w_out, p, h_offset, d_offset, w_offset, w_out_offset, p_offset,
-                       extras, column_sums)
-            self._key, self._bound = key, (h, d, w, w_out, p, extras, column_sums)  # ids in use
+                       extras, column_sums, h_index)
+            self._key = key
+            self._bound = (h, d, w, w_out, p, extras, column_sums, h_index)  # ids in use
             self._scalars = None
         if (alpha, beta) != self._scalars:
             self._args[-2:] = alpha, beta
@@ -596,16 +615,26 @@ class BackpropUpdatePlan:
         return self._launches
 
     def _bind(self, h, d, w, w_out, p, h_offset, d_offset, w_offset, w_out_offset, p_offset,
-              extras, column_sums):
+              extras, column_sums, h_index):
         """Check the operands and set every kernel argument but alpha and beta."""
         b, n_in, n_out = self.batch, self.n_in, self.n_out
+        if (h_index is None) != (self.h_rows is None):
+            raise ValueError(
+                f"BackpropUpdatePlan: the plan was built with h_rows={self.h_rows}; pass "
+                f"h_index=(buffer, offset) exactly when h_rows is set")
+        index_args = ()
+        if h_index is not None:
+            check_buffer("BackpropUpdatePlan", "h_index", *h_index, b, 4,
+                         f"batch={b}, n_in={n_in}, n_out={n_out}")
+            index_args = tuple(h_index)
         if len(extras) != self.extras or len(column_sums) != 1 + self.columns:
             raise ValueError(
                 f"BackpropUpdatePlan: the plan was built for {self.extras} extra epilogue "
                 f"operands and {1 + self.columns} column-sum operands (V, O0, ...); got "
                 f"{len(extras)} and {len(column_sums)}")
         # (name in messages, kind, buffer, offset, elements)
-        inputs = [("h", "h", h, h_offset, b * n_in), ("d", "d", d, d_offset, b * n_out),
+        inputs = [("h", "h", h, h_offset, (self.h_rows or b) * n_in),
+                  ("d", "d", d, d_offset, b * n_out),
                   ("w", "w", w, w_offset, n_in * n_out)]
         inputs += [(f"extras[{k}]", "e", buf, off, b * n_in)
                    for k, (buf, off) in enumerate(extras)]
@@ -633,7 +662,7 @@ class BackpropUpdatePlan:
                 raise ValueError(
                     f"BackpropUpdatePlan: {name} overlaps {other}; an output may only be "
                     f"exactly the operand it replaces (w_out: w, p: an extra, V: an O)")
-        args = [h, h_offset, d, d_offset, w, w_offset, w_out, w_out_offset]
+        args = [h, h_offset, *index_args, d, d_offset, w, w_offset, w_out, w_out_offset]
         if self.backward:
             args += [p, p_offset]
         for buf, off in extras + column_sums:

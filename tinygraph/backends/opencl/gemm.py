@@ -169,13 +169,15 @@ def _gemm_name(mr, a_mode):
     return f"gemm_{mr}" if a_mode == "rows" else f"gemm_{mr}_{a_mode}"
 
 
-def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns, attribute):
+def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns, attribute, indexed=False):
     """Body of MR x NR blocks of C from broadcasts of A times vectors of B.
 
     a_mode "rows": A is m x k, one pointer per row, k unrolled (kernel gemm_<mr>).
     "panel": A^T packed by pack_at_<mr>, one pointer, k unrolled (gemm_<mr>_panel).
     "cols": A^T read in place, one pointer per row stepping by M; k is not unrolled, which
     would make LLVM keep a pointer per row and step and spill them (gemm_<mr>_cols).
+    ``indexed`` (rows and cols): the rows of the stored A are read through the int index
+    A_rows: "rows" looks up each block row's pointer once, "cols" one row of A^T per k step.
     """
     vt, nv = f"{ctype}{vw}", _NV
     nr = vw * nv
@@ -201,6 +203,15 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns, attribute):
     stride, step_a = ("1", "M") if a_mode == "cols" else ("K", 1)
     if a_mode == "panel":
         out.append(f"    const __global {ctype} *ap = A + (size_t)i0 * K;")
+    elif indexed and a_mode == "cols":
+        out += [f"    const int r{r} = i0 + {r} < M ? i0 + {r} : M - 1;" for r in range(mr)]
+        out.append("    const __global int *ix = A_rows;")
+    elif indexed:
+        out += [
+            f"    const __global {ctype} *a{r} = A + "
+            f"(size_t)A_rows[i0 + {r} < M ? i0 + {r} : M - 1] * K;"
+            for r in range(mr)
+        ]
     else:
         out += [
             f"    const __global {ctype} *a{r} = A + "
@@ -208,16 +219,24 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns, attribute):
             for r in range(mr)
         ]
 
+    row_per_step = indexed and a_mode == "cols"
+
     def load(r, u):
+        if row_per_step:
+            return f"ak[r{r}]"
         return f"ap[{u * mr + r}]" if a_mode == "panel" else f"a{r}[{u} * {step_a}]"
 
     def advance(steps):
         if a_mode == "panel":
             return [f"      ap += {steps * mr};"]
+        if row_per_step:
+            return [f"      ix += {steps};"]
         return [f"      a{r} += {steps} * {step_a};" for r in range(mr)]
 
     def step(u, qs):
-        body = [
+        body = [f"      const __global {ctype} *ak = A + (size_t)ix[{u}] * M;"] \
+            if row_per_step else []
+        body += [
             f"      const {vt} b{q} = *(const __global vtu *)(bp + {u} * bs + {q * vw});"
             for q in qs
         ]
@@ -527,6 +546,7 @@ def program_source(
     column_epilogue: str | None = None,
     columns: int = 0,
     attribute: bool = False,
+    indexed: bool = False,
 ):
     """OpenCL source of every kernel a product of this kind may use (one program per kind).
 
@@ -536,7 +556,8 @@ def program_source(
     the elements e0, e1, ... of the ``extras`` operands at the same position. With a
     ``column_epilogue`` (an expression in s, o0, o1, ...) the kernels also store V[j] =
     column_epilogue(sum over k of op(B)[k, j], O0[j], ...) for ``columns`` vector operands O
-    (no gemm_dot kernel then).
+    (no gemm_dot kernel then). ``indexed``: A's rows are read through the int index A_rows
+    (see GemmPlan's a_rows); only the gemm_<mr> (or gemm_<mr>_cols) kernels and B's packing.
     """
     ctype = _TYPES[np.dtype(dtype)]
     vw = bits // (8 * np.dtype(dtype).itemsize)
@@ -544,7 +565,8 @@ def program_source(
     columns = columns if column_epilogue else None
     params = (
         f"__global const {ctype} *A, const int a_off, "
-        f"__global const {ctype} *B, const int b_off, __global {ctype} *C, const int c_off, "
+        + ("__global const int *A_rows, const int a_rows_off, " if indexed else "")
+        + f"__global const {ctype} *B, const int b_off, __global {ctype} *C, const int c_off, "
         + (f"__global const {ctype} *bias, const int bias_off, " if bias else "")
         + "".join(f"__global const {ctype} *E{j}, const int e{j}_off, " for j in range(extras))
         + (f"__global {ctype} *V, const int v_off, " if columns is not None else "")
@@ -559,6 +581,7 @@ def program_source(
         f"typedef v{vw}u vtu;",
         f"#define GEMM_ARGS {params}",
         "#define GEMM_OFFSETS A += a_off; B += b_off; C += c_off;"
+        + (" A_rows += a_rows_off;" if indexed else "")
         + (" bias += bias_off;" if bias else "")
         + "".join(f" E{j} += e{j}_off;" for j in range(extras))
         + (" V += v_off;" if columns is not None else "")
@@ -575,17 +598,19 @@ def program_source(
             + f") {{ return {column_epilogue}; }}",
         ]
     bodies, packs = {}, []
+    a_modes = ("cols",) if trans_a and indexed else ("panel", "cols") if trans_a else ("rows",)
     for mr in _MR_CHOICES[bits]:
-        for a_mode in ("panel", "cols") if trans_a else ("rows",):
+        for a_mode in a_modes:
             bodies[_gemm_name(mr, a_mode)] = _gemm_kernel(ctype, vw, a_mode, bias, mr, extras,
-                                                          columns, attribute)
-        if trans_a:
+                                                          columns, attribute, indexed)
+        if "panel" in a_modes:
             packs += _pack_at_kernel(ctype, mr)
     packs += _pack_bt_kernel(ctype, vw) if trans_b else _pack_b_kernel(ctype, vw)
-    if trans_b and not trans_a and columns is None:
+    if trans_b and not trans_a and columns is None and not indexed:
         bodies["gemm_dot"] = _dot_kernel(ctype, vw, bias, _DOT_ROWS[bits], extras, attribute)
-    bodies["gemm_narrow"] = _narrow_kernel(ctype, trans_a, trans_b, bias, extras, columns,
-                                           attribute)
+    if not indexed:
+        bodies["gemm_narrow"] = _narrow_kernel(ctype, trans_a, trans_b, bias, extras, columns,
+                                               attribute)
     lines += target_section(functions + [line for body in bodies.values() for line in body],
                             attribute)
     args = argument_names(params)
@@ -643,7 +668,11 @@ class GemmPlan:
     position (``v * e0 * (1 - e0)``: a sigmoid's gradient). With a ``column_epilogue``, an
     expression in s and o0 .. o(k-1) for ``columns`` = k, the product also stores the n-vector
     V = column_epilogue(column sums of op(B), O0, ...) (``o0 - 0.1f * s``: the bias update
-    beside its layer's weight update). The program, kernels
+    beside its layer's weight update). With ``a_rows`` = R the stored A has R rows (of k
+    elements, m if trans_a) and op(A)'s row i (column i if trans_a) is its row index[i], for an
+    int32 vector ``a_index`` given to enqueue (m entries, k if trans_a) whose entries the
+    caller keeps in [0, R): a minibatch's rows read straight from the dataset, never copied
+    (nothing checks the entries on the device). The program, kernels
     and packing scratch are made here; enqueue enqueues one to three kernels, setting only the
     arguments that changed since the previous call. The scratch is reused, so enqueue a plan
     in order (in-order queue or wait_for).
@@ -664,10 +693,13 @@ class GemmPlan:
         extras: int = 0,
         column_epilogue: str | None = None,
         columns: int = 0,
+        a_rows: int | None = None,
         program_cache=None,
     ):
         shapes = f"m={m}, n={n}, k={k}"
-        for name, v in (("m", m), ("n", n), ("k", k)):
+        checked = (("m", m), ("n", n), ("k", k)) + ((("a_rows", a_rows),) if a_rows is not None
+                                                    else ())
+        for name, v in checked:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"GemmPlan: {name} must be a positive int ({shapes})")
         dtype = checked_dtype(dtype, context, "GemmPlan", shapes)
@@ -676,29 +708,33 @@ class GemmPlan:
                 f"GemmPlan: epilogue must be an OpenCL C expression in v or None, not {epilogue!r}"
             )
         m, n, k = int(m), int(n), int(k)
-        if max(m * k, k * n, m * n) >= 2**31:
+        stored_a = (a_rows or 0) * (m if trans_a else k)
+        if max(m * k, k * n, m * n, stored_a) >= 2**31:
             raise ValueError(f"GemmPlan: operands of 2**31 elements or more ({shapes})")
         self.m, self.n, self.k, self.dtype = m, n, k, dtype
         self.trans_a, self.trans_b = bool(trans_a), bool(trans_b)
         self.bias, self.epilogue, self.extras = bool(bias), epilogue, int(extras)
         self.column_epilogue = column_epilogue
         self.columns = int(columns) if column_epilogue else 0
+        self.a_rows = None if a_rows is None else int(a_rows)
+        indexed = self.a_rows is not None
         device = context.devices[0]
         bits = vector_bits(device)
         self._source = program_source(
             dtype, self.trans_a, self.trans_b, self.bias, epilogue, bits, self.extras,
-            column_epilogue, self.columns, needs_avx512_attribute(device, bits),
+            column_epilogue, self.columns, needs_avx512_attribute(device, bits), indexed,
         )
         program = _build(context, self._source, program_cache)
 
         size = dtype.itemsize
         nr = bits // (8 * size) * _NV
         self._pack_a = self._pack_b = None
-        if self.trans_b and not self.trans_a and m <= _DOT_MAX_M and not column_epilogue:
+        if self.trans_b and not self.trans_a and m <= _DOT_MAX_M and not column_epilogue \
+                and not indexed:
             name, mr = "gemm_dot", _DOT_ROWS[bits]
             blocks, block_work = -(-m // mr) * -(-n // _DOT_COLS), mr * _DOT_COLS * k
             b_packed = False
-        elif n < nr and m * n * k <= _NARROW_MAX_WORK:
+        elif n < nr and m * n * k <= _NARROW_MAX_WORK and not indexed:
             name, mr = "gemm_narrow", 1
             blocks, block_work, b_packed = m, n * k, False
         else:
@@ -707,7 +743,7 @@ class GemmPlan:
             blocks, block_work = nbi * npan, mr * nr * (k + 8)
             reused = nbi >= _PACK_MIN_BLOCKS
             b_packed = self.trans_b or n < nr or reused and k * n * size >= _PACK_B_MIN_BYTES
-            a_packed = self.trans_a and reused and npan > 1 and \
+            a_packed = self.trans_a and reused and npan > 1 and not indexed and \
                 m * k * size >= _PACK_A_MIN_BYTES[bits]
             name = f"gemm_{mr}" + ("_panel" if a_packed else "_cols" if self.trans_a else "")
             grid = -(-k // _PACK_K)
@@ -737,7 +773,8 @@ class GemmPlan:
         self._gemm = cl.Kernel(program, name)
         self._key = self._scalars = None
         self._gemm.set_scalar_arg_dtypes(
-            [None, np.int32] * (3 + self.bias + self.extras + bool(column_epilogue) + self.columns)
+            [None, np.int32] * (3 + indexed + self.bias + self.extras + bool(column_epilogue)
+                                + self.columns)
             + [np.int32] * 6
             + [dtype.type] * 2
         )
@@ -772,6 +809,7 @@ class GemmPlan:
         bias_offset: int = 0,
         extras=(),
         column_sums=None,
+        a_index: tuple | None = None,
         alpha: float = 1.0,
         beta: float = 0.0,
         wait_for=None,
@@ -783,7 +821,7 @@ class GemmPlan:
         """
         launches = self.bind(a, b, c, a_offset=a_offset, b_offset=b_offset, c_offset=c_offset,
                              bias=bias, bias_offset=bias_offset, extras=extras,
-                             column_sums=column_sums, alpha=alpha, beta=beta)
+                             column_sums=column_sums, a_index=a_index, alpha=alpha, beta=beta)
         event = None
         for kernel, grid, local in launches:
             event = cl.enqueue_nd_range_kernel(queue, kernel, grid, local, wait_for=wait_for)
@@ -791,19 +829,22 @@ class GemmPlan:
         return event
 
     def bind(self, a, b, c, *, a_offset=0, b_offset=0, c_offset=0, bias=None, bias_offset=0,
-             extras=(), column_sums=None, alpha=1.0, beta=0.0) -> list[tuple]:
+             extras=(), column_sums=None, a_index=None, alpha=1.0, beta=0.0) -> list[tuple]:
         """Set the kernel arguments for these operands and return the launches, (kernel,
         global size, local size) in order, that compute the product when enqueued. ``extras``
         are (buffer, offset) pairs of the epilogue's extra operands; ``column_sums`` the pairs
-        of V and O0, O1, ... of a plan with a column epilogue."""
+        of V and O0, O1, ... of a plan with a column epilogue; ``a_index`` the (buffer,
+        offset) of the row index of a plan with ``a_rows``."""
         extras, column_sums = tuple(extras), tuple(column_sums or ())
         key = (id(a), id(b), id(c), a_offset, b_offset, c_offset, id(bias), bias_offset,
-               tuple((id(buf), offset) for buf, offset in extras + column_sums))
+               tuple((id(buf), offset) for buf, offset in extras + column_sums),
+               a_index and (id(a_index[0]), a_index[1]))
         if key != self._key:
             self._key = None
             self._bind(a, b, c, a_offset, b_offset, c_offset, bias, bias_offset,
-                       extras + column_sums)
-            self._key, self._bound = key, (a, b, c, bias, extras, column_sums)  # ids in use
+                       extras + column_sums, a_index)
+            self._key = key
+            self._bound = (a, b, c, bias, extras, column_sums, a_index)  # ids in use
             self._scalars = None
         if (alpha, beta) != self._scalars:
             self._gemm_args[-2:] = alpha, beta
@@ -811,11 +852,23 @@ class GemmPlan:
             self._scalars = alpha, beta
         return self._launches
 
-    def _bind(self, a, b, c, a_offset, b_offset, c_offset, bias, bias_offset, extras):
+    def _bind(self, a, b, c, a_offset, b_offset, c_offset, bias, bias_offset, extras, a_index):
         """Check the operands and set every kernel argument but alpha and beta; ``extras``
         holds the epilogue's extra operands, then V and O0, ... of the column sums."""
         m, n, k = self.m, self.n, self.k
-        self._check("a", a, a_offset, m * k)
+        if (a_index is None) != (self.a_rows is None):
+            raise ValueError(
+                f"GemmPlan: the plan was built with a_rows={self.a_rows}; pass a_index= "
+                f"(buffer, offset) exactly when a_rows is set")
+        index_args = ()
+        if a_index is None:
+            self._check("a", a, a_offset, m * k)
+        else:
+            self._check("a", a, a_offset, self.a_rows * (m if self.trans_a else k))
+            index_buf, index_offset = a_index
+            check_buffer("GemmPlan", "a_index", index_buf, index_offset,
+                         k if self.trans_a else m, 4, f"m={m}, n={n}, k={k}")
+            index_args = (index_buf, index_offset)
         self._check("b", b, b_offset, k * n)
         self._check("c", c, c_offset, m * n)
         if self.bias != (bias is not None):
@@ -846,6 +899,7 @@ class GemmPlan:
                 self._packs.append((kernel, grid))
                 operands[i] = (scratch, 0)
         shape_args = self._shape_args
-        self._gemm_args = [*operands[0], *operands[1], c, c_offset, *bias_args, *shape_args, 0, 0]
+        self._gemm_args = [*operands[0], *index_args, *operands[1], c, c_offset, *bias_args,
+                           *shape_args, 0, 0]
         self._launches = [(kernel, grid, (1, 1)) for kernel, grid in self._packs]
         self._launches.append((self._gemm, self._grid, (1,)))

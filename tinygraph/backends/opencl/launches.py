@@ -86,28 +86,37 @@ class _PlannedLaunch:
                 for name, value in (("alpha", self.alpha), ("beta", self.beta))}
 
 
+def _index(array: DeviceArray | None, host_values: dict) -> tuple | None:
+    """(buffer, offset) of a row index, or None."""
+    return None if array is None else (array.cl_buffer, array.resolve_offset(host_values))
+
+
 class GemmLaunch(_PlannedLaunch):
-    """A planned matrix product (see gemm.py)."""
+    """A planned matrix product (see gemm.py); ``a_index`` the row index of a plan reading A
+    through one."""
 
     def __init__(self, plan, a: DeviceArray, b: DeviceArray, c: DeviceArray, label: str,
                  alpha: float | Callable = 1.0, beta: float | Callable = 0.0,
                  bias: DeviceArray | None = None, extras: list[DeviceArray] = (),
-                 column_sums: list[DeviceArray] = ()):
+                 column_sums: list[DeviceArray] = (), a_index: DeviceArray | None = None):
         self.plan, self.a, self.b, self.c, self.bias = plan, a, b, c, bias
         self.extras, self.column_sums = list(extras), list(column_sums)
+        self.a_index = a_index
         self.alpha, self.beta = alpha, beta
         self.label = label
         self.source = plan.source()
 
     def arrays(self) -> list[DeviceArray]:
-        return [a for a in (self.a, self.b, self.c, self.bias, *self.extras, *self.column_sums)
-                if a is not None]
+        return [a for a in (self.a, self.b, self.c, self.bias, *self.extras, *self.column_sums,
+                            self.a_index) if a is not None]
 
     def _bind(self, host_values: dict) -> list[tuple]:
         extra = {}
         if self.bias is not None:
             extra = {"bias": self.bias.cl_buffer,
                      "bias_offset": self.bias.resolve_offset(host_values)}
+        if self.a_index is not None:
+            extra["a_index"] = _index(self.a_index, host_values)
         return self.plan.bind(
             self.a.cl_buffer, self.b.cl_buffer, self.c.cl_buffer,
             a_offset=self.a.resolve_offset(host_values),
@@ -121,18 +130,22 @@ class GemmLaunch(_PlannedLaunch):
 class BackpropUpdateLaunch(_PlannedLaunch):
     """A planned backward product with its layer's updates (see backprop_update.py), or the
     updates alone; ``operands`` maps the plan's operand names (h, d, w, w_out and, with the
-    backward product, p) to arrays."""
+    backward product, p) to arrays; ``h_index`` is the row index of a plan reading H through
+    one."""
 
     def __init__(self, plan, operands: dict[str, DeviceArray], label: str,
                  alpha: float | Callable, beta: float | Callable,
-                 extras: list[DeviceArray], column_sums: list[DeviceArray]):
+                 extras: list[DeviceArray], column_sums: list[DeviceArray],
+                 h_index: DeviceArray | None = None):
         self.plan, self.operands, self.label = plan, operands, label
         self.alpha, self.beta = alpha, beta
         self.extras, self.column_sums = list(extras), list(column_sums)
+        self.h_index = h_index
         self.source = plan.source()
 
     def arrays(self) -> list[DeviceArray]:
-        return [*self.operands.values(), *self.extras, *self.column_sums]
+        return [*self.operands.values(), *self.extras, *self.column_sums,
+                *([self.h_index] if self.h_index is not None else [])]
 
     def _bind(self, host_values: dict) -> list[tuple]:
         buffers = {"p": None} | {name: array.cl_buffer for name, array in self.operands.items()}
@@ -141,7 +154,8 @@ class BackpropUpdateLaunch(_PlannedLaunch):
         return self.plan.bind(
             **buffers, **offsets, **self._scalars(host_values),
             extras=[(e.cl_buffer, e.resolve_offset(host_values)) for e in self.extras],
-            column_sums=[(v.cl_buffer, v.resolve_offset(host_values)) for v in self.column_sums])
+            column_sums=[(v.cl_buffer, v.resolve_offset(host_values)) for v in self.column_sums],
+            h_index=_index(self.h_index, host_values))
 
 
 class UploadLaunch:

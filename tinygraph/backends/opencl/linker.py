@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyopencl as cl
 
-from ...graph import Constant, Variable, graph_inputs, toposort
+from ...graph import Apply, Constant, Variable, graph_inputs, toposort
 from ...ops.backprop_update import BackpropUpdate
 from ...ops.blas import Gemm
 from ...ops.crossentropy_total import CrossentropyGradTotal, DotCrossentropyGradTotal
@@ -33,6 +33,7 @@ from ...random.op import RandomDraw
 from ...shared import SharedVariable
 from ...types import is_float
 from ..errors import reraise_with_node
+from . import row_gathers
 from .gemm import GemmPlan
 from .kernel_spec import KernelSpec, Operand
 from .kernels import RandomBase, RandomKey
@@ -44,6 +45,7 @@ from .launches import (
 )
 from .lowering import LOWERINGS, copy_into, region_shape
 from .lowering_kernels import KERNEL_LOWERINGS
+from .row_gathers import RowsInPlace
 from .storage import (
     DeviceArray,
     LogicalBuffer,
@@ -79,6 +81,11 @@ class OpenCLProgram:
         self.profile = profile
         self._targets = self.outputs + [value for _, value in self.updates]
         self.nodes = toposort(self._targets)
+        #: the nodes reading each variable, by its id
+        self.clients: dict[int, list[Apply]] = {}
+        for node in self.nodes:
+            for var in dict.fromkeys(node.inputs):
+                self.clients.setdefault(var.id, []).append(node)
         self._classify()
         self._prepare_steps()
         self._plans: dict[tuple, Plan] = {}
@@ -296,6 +303,8 @@ class Plan:
         self.shapes = shapes
         self.host_values = host_values
         self.arrays: dict[int, DeviceArray] = {}
+        #: gathered rows that products read in place, by variable id (see row_gathers.py)
+        self.rows_in_place: dict[int, RowsInPlace] = {}
         self.launches: list = []
         #: (op label, node, operands) of kernels that flag bad indices, each owning one int32
         #: of ``_flag_buffer`` (zeroed once, read once per call)
@@ -431,8 +440,12 @@ class Plan:
         self.arrays[var.id] = array
 
     def array(self, var: Variable) -> DeviceArray:
-        """The device array of ``var``; host values are uploaded (constants once)."""
+        """The device array of ``var``; host values are uploaded (constants once), rows left
+        in place are copied."""
         if var.id in self.arrays:
+            return self.arrays[var.id]
+        if var.id in self.rows_in_place:
+            self.arrays[var.id] = row_gathers.copied(self, self.rows_in_place[var.id])
             return self.arrays[var.id]
         if var.id not in self.program.host_ids:
             raise RuntimeError(f"no device array for {var!r}: the plan is out of order")
@@ -445,6 +458,11 @@ class Plan:
             self.launches.append(UploadLaunch(var.id, array, f"upload {var!r}"))
         self.arrays[var.id] = array
         return array
+
+    def in_place_rows(self, var: Variable) -> RowsInPlace | None:
+        """The rows ``var`` stands for when they were left in place (and not copied since),
+        else None: a lowering that reads them through the index does not call ``array``."""
+        return None if var.id in self.arrays else self.rows_in_place.get(var.id)
 
     def add_launch(self, launch, deferred: bool = False) -> None:
         """Append a launch; ``deferred`` ones run after all others (in-place updates)."""

@@ -18,6 +18,7 @@ from .backprop_update import supports as backprop_update_supports
 from .elemwise_codegen import elemwise_spec, epilogue_expression
 from .kernel_spec import KernelSpec, Operand, c_type
 from .launches import BackpropUpdateLaunch, GemmLaunch
+from .row_gathers import RowsInPlace, is_transpose
 from .storage import DeviceArray, contiguous_strides
 
 
@@ -76,6 +77,10 @@ def contiguous(builder, node, array: DeviceArray) -> DeviceArray:
 
 
 def lower_dimshuffle(builder, node) -> None:
+    rows = builder.in_place_rows(node.inputs[0])
+    if rows is not None and is_transpose(node):
+        builder.rows_in_place[node.outputs[0].id] = rows.transposed(node.inputs[0])
+        return
     array = builder.array(node.inputs[0])
     shape, strides = [], []
     for d in node.op.new_order:
@@ -203,6 +208,32 @@ def _gemm_operand(builder, node, array: DeviceArray) -> tuple[DeviceArray, bool]
     return contiguous(builder, node, array), False
 
 
+def _product_a(builder, node, var) -> tuple[DeviceArray, bool, RowsInPlace | None]:
+    """``(A, transposed, rows)``: A of a product as the GEMM kernels read it. For rows left
+    in place (``rows``) A is their source, read through their index, with op(A)'s shape
+    ``product_a_shape`` gives; else as _gemm_operand gives it."""
+    rows = builder.in_place_rows(var)
+    if rows is not None:
+        return rows.source, rows.transpose_of is not None, rows
+    a, transposed = _gemm_operand(builder, node, _as_matrix(builder.array(var), "a"))
+    return a, transposed, None
+
+
+def product_a_shape(a: DeviceArray, rows: RowsInPlace | None) -> tuple[int, int]:
+    """op(A)'s shape (m, k) for ``_product_a``'s A and rows."""
+    if rows is None:
+        return a.shape
+    n, width = rows.index.shape[0], a.shape[1]
+    return (width, n) if rows.transpose_of is not None else (n, width)
+
+
+def _index_options(rows: RowsInPlace | None) -> tuple[dict, dict]:
+    """(GemmPlan options, GemmLaunch options) reading A's rows through ``rows``' index."""
+    if rows is None:
+        return {}, {}
+    return {"a_rows": rows.rows}, {"a_index": rows.index}
+
+
 def matmul_spec(dtype: str, a: DeviceArray, b: DeviceArray) -> KernelSpec:
     """A plain product kernel (one work-item per result, strided operands) for the integer
     dtypes the GEMM kernels do not cover."""
@@ -235,9 +266,9 @@ def lower_dot(builder, node) -> None:
                         contiguous_strides((a.shape[0], b.shape[1])), target.dtype)
         builder.add_spec(matmul_spec(out.dtype, a, b), node, [a, b], [c])
         return
-    a, trans_a = _gemm_operand(builder, node, _as_matrix(builder.array(x), "a"))
+    a, trans_a, rows = _product_a(builder, node, x)
     b, trans_b = _gemm_operand(builder, node, _as_matrix(builder.array(y), "b"))
-    m, k = a.shape
+    m, k = product_a_shape(a, rows)
     n = b.shape[1]
     target = builder.new_array(out)
     if 0 in (m, n, k):
@@ -245,10 +276,11 @@ def lower_dot(builder, node) -> None:
         return
     if out.dtype == "float64":
         builder.runtime.require_fp64(str(node.op))
-    plan = builder.gemm_plan(m, n, k, trans_a, trans_b, out.dtype)
+    plan_options, launch_options = _index_options(rows)
+    plan = builder.gemm_plan(m, n, k, trans_a, trans_b, out.dtype, **plan_options)
     c = DeviceArray(target.buffer, target.offset, (m, n), contiguous_strides((m, n)),
                     target.dtype)
-    builder.add_launch(GemmLaunch(plan, a, b, c, label=str(node.op)))
+    builder.add_launch(GemmLaunch(plan, a, b, c, label=str(node.op), **launch_options))
 
 
 def _scalar(builder, var):
@@ -281,20 +313,26 @@ def lower_gemm_column_sums(builder, node) -> None:
     names = [f"o{j}" for j in range(len(others))]
     names.insert(op.position, "s")
     expression = epilogue_expression(op.scalar_op, out.dtype, names)
-    h = rows_of_transpose(builder.array(a_var))
-    if h is not None and backprop_update_supports(builder.shape(b_var)[0], builder.runtime.device,
-                                                  out.dtype, backward=False):
-        _lower_row_update(builder, node, h, deferred, expression, [column, *arrays])
-        return
+    rows = builder.in_place_rows(a_var)
+    if rows is not None and rows.transpose_of is None:
+        rows = None
+    if backprop_update_supports(builder.shape(b_var)[0], builder.runtime.device, out.dtype,
+                                backward=False):
+        h = rows.source if rows is not None else rows_of_transpose(builder.array(a_var))
+        if h is not None:
+            _lower_row_update(builder, node, h, deferred, expression, [column, *arrays], rows)
+            return
     _lower_gemm_update(builder, node, column_deferred=deferred, column_epilogue=expression,
                        column_sums=[column, *arrays])
 
 
 def _lower_row_update(builder, node, h: DeviceArray, column_deferred: bool,
-                      column_epilogue: str, column_sums: list[DeviceArray]) -> None:
+                      column_epilogue: str, column_sums: list[DeviceArray],
+                      rows: RowsInPlace | None) -> None:
     """The products of a GemmColumnSums node whose A is the transpose of ``h``, a matrix of
-    few rows (a minibatch's activations), by the update kernel of backprop_update.py: each
-    work-item streams its rows of W once, nothing packed."""
+    few rows (a minibatch's activations, or with ``rows`` their source read through the
+    index), by the update kernel of backprop_update.py: each work-item streams its rows of W
+    once, nothing packed."""
     c_var, alpha, _, b_var, beta = node.inputs[:5]
     d = contiguous(builder, node, builder.array(b_var))
     w = contiguous(builder, node, builder.array(c_var))
@@ -305,12 +343,14 @@ def _lower_row_update(builder, node, h: DeviceArray, column_deferred: bool,
         builder.runtime.require_fp64(str(node.op))
     plan = BackpropUpdatePlan(builder.runtime.context, batch, n_in, n_out, dtype=dtype,
                               column_epilogue=column_epilogue, columns=len(column_sums) - 1,
-                              backward=False, program_cache=builder.runtime.program_cache)
+                              backward=False, h_rows=rows and rows.rows,
+                              program_cache=builder.runtime.program_cache)
     in_place = deferred or column_deferred
     builder.add_launch(BackpropUpdateLaunch(
         plan, {"h": h, "d": d, "w": w, "w_out": target},
         label=str(node.op) + (" in place" if in_place else ""), alpha=_scalar(builder, alpha),
-        beta=_scalar(builder, beta), extras=[], column_sums=column_sums), deferred=in_place)
+        beta=_scalar(builder, beta), extras=[], column_sums=column_sums,
+        h_index=rows and rows.index), deferred=in_place)
 
 
 def _lower_gemm_update(builder, node, column_deferred: bool = False,
@@ -318,9 +358,9 @@ def _lower_gemm_update(builder, node, column_deferred: bool = False,
     """The product of a Gemm node, or of a GemmColumnSums node with its column update (whose
     operands are never empty)."""
     c_var, alpha, a_var, b_var, beta = node.inputs[:5]
-    a, trans_a = _gemm_operand(builder, node, builder.array(a_var))
+    a, trans_a, rows = _product_a(builder, node, a_var)
     b, trans_b = _gemm_operand(builder, node, builder.array(b_var))
-    m, k = a.shape
+    m, k = product_a_shape(a, rows)
     n = b.shape[1]
     if node.outputs[0].dtype == "float64":
         builder.runtime.require_fp64(str(node.op))
@@ -334,15 +374,15 @@ def _lower_gemm_update(builder, node, column_deferred: bool = False,
     if 0 in (m, n, k):
         elementwise_into(builder, node, s.mul, [target, beta], target)
         return
-    options = {}
+    options, launch_options = _index_options(rows)
     if column_epilogue is not None:
-        options = {"column_epilogue": column_epilogue, "columns": len(column_sums) - 1}
+        options |= {"column_epilogue": column_epilogue, "columns": len(column_sums) - 1}
     plan = builder.gemm_plan(m, n, k, trans_a, trans_b, target.dtype.name, **options)
     in_place = deferred or column_deferred
     launch = GemmLaunch(plan, a, b, target, label=str(node.op) + (" in place" if in_place
                                                                    else ""),
                         alpha=_scalar(builder, alpha), beta=_scalar(builder, beta),
-                        column_sums=column_sums)
+                        column_sums=column_sums, **launch_options)
     builder.add_launch(launch, deferred=in_place)
 
 
@@ -351,12 +391,12 @@ def lower_dot_epilogue(builder, node) -> None:
     epilogue, reading the extra matrices alongside, to each block of results before storing
     it."""
     a_var, b_var, *rest = node.inputs
-    a, trans_a = _gemm_operand(builder, node, builder.array(a_var))
+    a, trans_a, rows = _product_a(builder, node, a_var)
     b, trans_b = _gemm_operand(builder, node, builder.array(b_var))
     operands = [contiguous(builder, node, builder.array(v)) for v in rest]
     bias = operands[0] if node.op.has_bias else None
     extras = operands[int(node.op.has_bias):]
-    m, k = a.shape
+    m, k = product_a_shape(a, rows)
     n = b.shape[1]
     target = builder.new_array(node.outputs[0])
     if 0 in (m, n, k):
@@ -365,10 +405,12 @@ def lower_dot_epilogue(builder, node) -> None:
     if target.dtype == np.float64:
         builder.runtime.require_fp64(str(node.op))
     epilogue = epilogue_expression(node.op.epilogue, target.dtype.name)
+    plan_options, launch_options = _index_options(rows)
     plan = builder.gemm_plan(m, n, k, trans_a, trans_b, target.dtype.name,
-                             bias=bias is not None, epilogue=epilogue, extras=len(extras))
+                             bias=bias is not None, epilogue=epilogue, extras=len(extras),
+                             **plan_options)
     builder.add_launch(GemmLaunch(plan, a, b, target, label=str(node.op), bias=bias,
-                                  extras=extras))
+                                  extras=extras, **launch_options))
 
 
 def lower_backprop_update(builder, node) -> None:

@@ -28,6 +28,7 @@ from ...random.draw_map import RandomDrawMap
 from ...random.op import RandomDraw
 from ...types import is_float
 from . import kernels as k
+from . import row_gathers
 from .elemwise_codegen import StoreEpilogue, epilogue_expression
 from .lowering import (
     contiguous,
@@ -352,14 +353,25 @@ def lower_gather(builder, node) -> None:
 
 def lower_take_rows(builder, node) -> None:
     """The rows of every array of a ``TakeRows`` node, gathered by one kernel that reads the
-    index (or the table and selector it comes from) itself."""
+    index (or the table and selector it comes from) itself. Rows that only products read stay
+    in place: the kernel writes their checked index instead (see row_gathers.py)."""
     inputs = [builder.array(v) for v in node.inputs]
     index, arrays = inputs[:node.op.n_index_inputs], inputs[node.op.n_index_inputs:]
-    targets = [builder.new_array(out) for out in node.outputs]
-    specs = k.take_rows_specs(builder.shape(node.outputs[0])[0], [i.dtype.name for i in index],
-                            [i.shape for i in index], [i.strides for i in index],
-                            [a.dtype.name for a in arrays], [a.shape for a in arrays],
-                            [a.strides for a in arrays])
+    n_rows = builder.shape(node.outputs[0])[0]
+    in_place = {j for j, array in enumerate(arrays)
+                if row_gathers.stays_in_place(builder, node, j, array)}
+    targets = []
+    for j, out in enumerate(node.outputs):
+        if j in in_place:
+            rows = builder.allocate((n_rows,), np.int32)
+            builder.rows_in_place[out.id] = row_gathers.RowsInPlace(arrays[j], rows, node)
+            targets.append(rows)
+        else:
+            targets.append(builder.new_array(out))
+    specs = k.take_rows_specs(n_rows, [i.dtype.name for i in index],
+                              [i.shape for i in index], [i.strides for i in index],
+                              [a.dtype.name for a in arrays], [a.shape for a in arrays],
+                              [a.strides for a in arrays], in_place)
     builder.add_specs(specs, node, inputs, targets)
 
 

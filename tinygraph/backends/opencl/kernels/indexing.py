@@ -172,17 +172,20 @@ def _take_block(j, dtype, shape, strides, chunks) -> tuple[str, list[str]]:
 
 
 def take_rows_specs(n_rows, index_dtypes, index_shapes, index_strides, dtypes, shapes,
-                    strides) -> list[KernelSpec]:
+                    strides, in_place=()) -> list[KernelSpec]:
     """Output j = the rows of array j (input ``len(index_shapes) + j``) picked by one index
     of ``n_rows`` entries, all in one launch: the index is input 0 (a vector), or, with two
     index inputs, ``table[selector]`` flattened (a table row chosen by a step counter).
+    For j in ``in_place`` output j is instead the int32 vector of the rows of array j to read
+    (negatives wrapped, 0 for a bad entry): its consumers read them in place (row_gathers.py).
 
     A work-item reads the index of one output row, checks it against every array (wrapping
     negatives once) and copies one chunk of that row of every output; rows split into chunks
     as a gather of the widest output's rows would (see ``_row_chunks``)."""
     if n_rows == 0:
         return []
-    layouts = [_row_layout(d, sh, st) for d, sh, st in zip(dtypes, shapes, strides)]
+    layouts = [(0, [], False, 1) if j in in_place else _row_layout(d, sh, st)
+               for j, (d, sh, st) in enumerate(zip(dtypes, shapes, strides))]
     row, _, _, width = max(layouts, key=lambda layout: layout[0])
     chunks = _row_chunks(n_rows, row, width)[1] if row else 1
     n_items = n_rows * chunks
@@ -196,10 +199,15 @@ def take_rows_specs(n_rows, index_dtypes, index_shapes, index_strides, dtypes, s
         body += [f"long k{j} = k + (k < 0 ? {n}L : 0);", f"bad = bad || (ulong)k{j} >= {n}ul;"]
     body.append("if (bad) err[err_off] = 1;")
     for j, (dtype, shape, stride) in enumerate(zip(dtypes, shapes, strides)):
+        if j in in_place:
+            store = f"y{j}[y{j}_off + b] = bad ? 0 : (int)k{j};"
+            body.append(store if chunks == 1 else f"if (c == 0) {store}")
+            continue
         typedef, lines = _take_block(j, dtype, shape, stride, chunks)
         typedefs[typedef] = None
         body += lines
-    outs = ", ".join(f"__global {c_type(d)} *y{j}, long y{j}_off" for j, d in enumerate(dtypes))
+    outs = ", ".join(f"__global {'int' if j in in_place else c_type(d)} *y{j}, long y{j}_off"
+                     for j, d in enumerate(dtypes))
     src = (f"{fp64_pragma(*dtypes)}{''.join(typedefs)}"
            f"__kernel void tg_take_rows({', '.join(params)}, {outs}, "
            "__global int *err, long err_off) {\n"
