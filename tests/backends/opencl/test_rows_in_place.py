@@ -35,13 +35,14 @@ def _read(queue, buf, shape, dtype):
 
 # -- the plans ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("op", ["NN", "NT", "TN", "TT"])
+@pytest.mark.parametrize("op,copy", [("NN", False), ("NT", False), ("TN", False),
+                                     ("TT", False), ("NN", True), ("NT", True)])
 @pytest.mark.parametrize("m,k,n", [(10, 784, 100), (256, 784, 200), (7, 33, 5), (3, 5, 70)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gemm_reads_a_through_the_index(env, op, m, k, n, dtype):
+def test_gemm_reads_a_through_the_index(env, op, copy, m, k, n, dtype):
     """op(A) = source[index] (or its transpose), with a bias and an epilogue, against NumPy:
     every path a plan reading A through an index takes (no gemm_dot, gemm_narrow or packed
-    A^T then)."""
+    A^T then); with ``copy`` the product also stores source[index]."""
     context, queue = env
     trans_a, trans_b = op[0] == "T", op[1] == "T"
     rng = np.random.default_rng(m * k + n)
@@ -51,10 +52,15 @@ def test_gemm_reads_a_through_the_index(env, op, m, k, n, dtype):
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
     bias = rng.standard_normal(n).astype(dtype)
     plan = gemm.GemmPlan(context, m, n, k, trans_a=trans_a, trans_b=trans_b, dtype=dtype,
-                         bias=True, epilogue=RELU, a_rows=rows)
+                         bias=True, epilogue=RELU, a_rows=rows, a_copy=copy)
     c = cl.Buffer(context, cl.mem_flags.READ_WRITE, m * n * np.dtype(dtype).itemsize)
+    copied = _buffer(context, np.zeros(m * k + 2, dtype))
     plan.enqueue(queue, _buffer(context, source), _buffer(context, b), c,
-                 bias=_buffer(context, bias), a_index=(_buffer(context, index), 0))
+                 bias=_buffer(context, bias), a_index=(_buffer(context, index), 0),
+                 **({"a_copy": (copied, 2)} if copy else {}))
+    if copy:
+        np.testing.assert_array_equal(_read(queue, copied, m * k + 2, dtype)[2:],
+                                      source[index].ravel())
     a = source[index].T if trans_a else source[index]
     want = np.maximum(a.astype(np.float64) @ (b.T if trans_b else b) + bias, 0)
     np.testing.assert_allclose(_read(queue, c, (m, n), dtype), want, rtol=1e-4,
@@ -103,6 +109,15 @@ def test_gemm_index_arguments_are_checked(env):
         plan.enqueue(queue, a, b, c, a_offset=1, a_index=(a, 0))
     with pytest.raises(ValueError, match="built with a_rows=None; pass a_index="):
         gemm.GemmPlan(context, 4, 4, 4).enqueue(queue, a, b, c, a_index=(index, 0))
+    for options in ({}, {"a_rows": 6, "trans_a": True}):
+        with pytest.raises(ValueError, match="a_copy needs a_rows and trans_a=False"):
+            gemm.GemmPlan(context, 4, 4, 4, a_copy=True, **options)
+    copying = gemm.GemmPlan(context, 4, 4, 4, a_rows=6, a_copy=True)
+    index = cl.Buffer(context, cl.mem_flags.READ_WRITE, 4 * 4)
+    with pytest.raises(ValueError, match="built with a_copy=True; pass a_copy="):
+        copying.enqueue(queue, a, b, c, a_index=(index, 0))
+    with pytest.raises(ValueError, match="a_copy needs 16 elements from offset 9"):
+        copying.enqueue(queue, a, b, c, a_index=(index, 0), a_copy=(c, 9))
 
 
 @pytest.mark.parametrize("batch,n_in,n_out", [(10, 784, 100), (1, 33, 7), (64, 100, 60)])
@@ -224,11 +239,44 @@ def test_a_small_minibatch_is_read_in_place_by_both_products():
     assert source.count("tg_take_rows(") == 1
 
 
-def test_a_large_minibatch_is_copied():
-    """Batch 100: the update is a GEMM, which reads scattered rows slower than it saves."""
+def test_a_large_minibatch_is_copied_by_the_forward_product():
+    """Batch 100: the update is a GEMM, which reads scattered rows slower than a copy; the
+    forward product, reading them first, stores the copy as it reads."""
     f = _assert_same_training(100)
-    assert not _plan(f).rows_in_place
-    assert "A_rows" not in f.kernels_source()
+    plan = _plan(f)
+    (rows,) = [r for r in plan.rows_in_place.values() if r.transpose_of is None]
+    assert rows.copied_by_first_reader
+    source = f.kernels_source()
+    assert source.count("__global float *A_copy") == 1 and "H_rows" not in source
+    assert source.count("tg_take_rows(") == 1
+
+
+def test_every_costly_reader_after_the_forward_product_reads_its_copy():
+    """A second product of the transposed rows (a GEMM, costly in place) reads the copy the
+    forward product stored."""
+    d = tg.shared(np.random.default_rng(3).random((10, 5), dtype=np.float32), name="d")
+    f = _assert_same_training(10, extra_outputs=lambda x: [x.T @ d])
+    (rows,) = [r for r in _plan(f).rows_in_place.values() if r.transpose_of is None]
+    assert rows.copied_by_first_reader and "A_copy" in f.kernels_source()
+
+
+@pytest.mark.parametrize("batch", [10, 100])
+def test_rows_a_transposing_product_reads_first_are_copied(batch):
+    """When no product can copy the rows as it reads them (the first reads their transpose),
+    the TakeRows kernel copies them."""
+    results = {}
+    for device in ("numpy", "opencl"):
+        rng = np.random.default_rng(batch)
+        perm = tg.shared(rng.permutation(300).reshape(-1, batch), name="perm")
+        step = tg.shared(np.zeros(1, "int64"), name="step")
+        data_x = tg.shared(rng.random((300, 784), dtype=np.float32), name="data_x")
+        d = tg.shared(rng.random((batch, 5), dtype=np.float32), name="d")
+        x = data_x[tg.reshape(perm[step], (batch,))]
+        f = tg.function([], x.T @ d, updates=[(step, step + 1)], device=device)
+        results[device] = [f() for _ in range(3)]
+    for got, want in zip(results["opencl"], results["numpy"]):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert not _plan(f).rows_in_place and "tg_take_rows(" in f.kernels_source()
 
 
 def test_rows_read_by_anything_but_a_product_are_copied():

@@ -169,7 +169,8 @@ def _gemm_name(mr, a_mode):
     return f"gemm_{mr}" if a_mode == "rows" else f"gemm_{mr}_{a_mode}"
 
 
-def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns, attribute, indexed=False):
+def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns, attribute, indexed=False,
+                 copy=False):
     """Body of MR x NR blocks of C from broadcasts of A times vectors of B.
 
     a_mode "rows": A is m x k, one pointer per row, k unrolled (kernel gemm_<mr>).
@@ -178,6 +179,8 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns, attribute, indexe
     would make LLVM keep a pointer per row and step and spill them (gemm_<mr>_cols).
     ``indexed`` (rows and cols): the rows of the stored A are read through the int index
     A_rows: "rows" looks up each block row's pointer once, "cols" one row of A^T per k step.
+    ``copy`` (indexed rows): the blocks of the first panel also store the rows they read into
+    A_copy (m x k), so that later kernels read them there.
     """
     vt, nv = f"{ctype}{vw}", _NV
     nr = vw * nv
@@ -233,7 +236,7 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns, attribute, indexe
             return [f"      ix += {steps};"]
         return [f"      a{r} += {steps} * {step_a};" for r in range(mr)]
 
-    def step(u, qs):
+    def step(u, qs, copying):
         body = [f"      const __global {ctype} *ak = A + (size_t)ix[{u}] * M;"] \
             if row_per_step else []
         body += [
@@ -242,20 +245,27 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns, attribute, indexe
         ]
         for r in range(mr):
             body.append(f"      const {ctype} x{r} = {load(r, u)};")
+            body += [f"      w{r}[{u}] = x{r};"] if copying else []
             body += [f"      c{r}_{q} = x{r} * b{q} + c{r}_{q};" for q in qs]
         return ["     {", *body, "     }"]
 
-    def block(qs):
-        """Accumulate the vectors qs of the block over k, then store them."""
+    def block(qs, copying=False):
+        """Accumulate the vectors qs of the block over k (``copying`` its rows of A), then
+        store them."""
         lines = ["    " + " ".join(f"{vt} c{r}_{q} = 0;" for q in qs) for r in range(mr)]
+        lines += [f"    __global {ctype} *w{r} = A_copy + "
+                  f"(size_t)(i0 + {r} < M ? i0 + {r} : M - 1) * K;" for r in range(mr)
+                  ] if copying else []
         lines.append("    int kk = 0;")
+        moved = [f"      w{r} += {{}};" for r in range(mr)] if copying else []
         if unroll > 1:
             lines.append(f"    for (; kk + {unroll} <= K; kk += {unroll}) {{")
             for u in range(unroll):
-                lines += step(u, qs)
-            lines += [f"      bp += {unroll} * bs;", *advance(unroll), "    }"]
-        lines += ["    for (; kk < K; ++kk) {", *step(0, qs), "      bp += bs;", *advance(1),
-                  "    }"]
+                lines += step(u, qs, copying)
+            lines += [f"      bp += {unroll} * bs;", *advance(unroll),
+                      *[line.format(unroll) for line in moved], "    }"]
+        lines += ["    for (; kk < K; ++kk) {", *step(0, qs, copying), "      bp += bs;",
+                  *advance(1), *[line.format(1) for line in moved], "    }"]
         full = len(qs) == nv
         return lines + _store_rows(ctype, vt, vw, nv, bias, mr, extras, None if full else qs)
 
@@ -264,6 +274,9 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns, attribute, indexe
     # 4 panels).
     out.append(f"    if (N >= {nr} && N - lo <= {vw}) {{")
     out += ["  " + line for line in block(range(nv - 1, nv))]
+    if copy:  # the first panel is never the narrow last one: N >= NR there
+        out.append("    } else if (j == 0) {")
+        out += ["  " + line for line in block(range(nv), copying=True)]
     out.append("    } else {")
     out += ["  " + line for line in block(range(nv))]
     out.append("    }")
@@ -547,6 +560,7 @@ def program_source(
     columns: int = 0,
     attribute: bool = False,
     indexed: bool = False,
+    copy: bool = False,
 ):
     """OpenCL source of every kernel a product of this kind may use (one program per kind).
 
@@ -558,6 +572,7 @@ def program_source(
     column_epilogue(sum over k of op(B)[k, j], O0[j], ...) for ``columns`` vector operands O
     (no gemm_dot kernel then). ``indexed``: A's rows are read through the int index A_rows
     (see GemmPlan's a_rows); only the gemm_<mr> (or gemm_<mr>_cols) kernels and B's packing.
+    ``copy`` (indexed, not trans_a): the kernels also store those rows into A_copy.
     """
     ctype = _TYPES[np.dtype(dtype)]
     vw = bits // (8 * np.dtype(dtype).itemsize)
@@ -566,6 +581,7 @@ def program_source(
     params = (
         f"__global const {ctype} *A, const int a_off, "
         + ("__global const int *A_rows, const int a_rows_off, " if indexed else "")
+        + (f"__global {ctype} *A_copy, const int a_copy_off, " if copy else "")
         + f"__global const {ctype} *B, const int b_off, __global {ctype} *C, const int c_off, "
         + (f"__global const {ctype} *bias, const int bias_off, " if bias else "")
         + "".join(f"__global const {ctype} *E{j}, const int e{j}_off, " for j in range(extras))
@@ -582,6 +598,7 @@ def program_source(
         f"#define GEMM_ARGS {params}",
         "#define GEMM_OFFSETS A += a_off; B += b_off; C += c_off;"
         + (" A_rows += a_rows_off;" if indexed else "")
+        + (" A_copy += a_copy_off;" if copy else "")
         + (" bias += bias_off;" if bias else "")
         + "".join(f" E{j} += e{j}_off;" for j in range(extras))
         + (" V += v_off;" if columns is not None else "")
@@ -602,7 +619,7 @@ def program_source(
     for mr in _MR_CHOICES[bits]:
         for a_mode in a_modes:
             bodies[_gemm_name(mr, a_mode)] = _gemm_kernel(ctype, vw, a_mode, bias, mr, extras,
-                                                          columns, attribute, indexed)
+                                                          columns, attribute, indexed, copy)
         if "panel" in a_modes:
             packs += _pack_at_kernel(ctype, mr)
     packs += _pack_bt_kernel(ctype, vw) if trans_b else _pack_b_kernel(ctype, vw)
@@ -671,11 +688,13 @@ class GemmPlan:
     beside its layer's weight update). With ``a_rows`` = R the stored A has R rows (of k
     elements, m if trans_a) and op(A)'s row i (column i if trans_a) is its row index[i], for an
     int32 vector ``a_index`` given to enqueue (m entries, k if trans_a) whose entries the
-    caller keeps in [0, R): a minibatch's rows read straight from the dataset, never copied
-    (nothing checks the entries on the device). The program, kernels
-    and packing scratch are made here; enqueue enqueues one to three kernels, setting only the
-    arguments that changed since the previous call. The scratch is reused, so enqueue a plan
-    in order (in-order queue or wait_for).
+    caller keeps in [0, R): a minibatch's rows read straight from the dataset (nothing checks
+    the entries on the device). With ``a_copy`` too (not trans_a) the product also stores
+    op(A), the rows it read, into the m x k buffer ``a_copy`` given to enqueue, for kernels
+    that read them later: the copy costs almost nothing where a gather kernel costs a pass.
+    The program, kernels and packing scratch are made here; enqueue enqueues one to three
+    kernels, setting only the arguments that changed since the previous call. The scratch is
+    reused, so enqueue a plan in order (in-order queue or wait_for).
     """
 
     def __init__(
@@ -694,6 +713,7 @@ class GemmPlan:
         column_epilogue: str | None = None,
         columns: int = 0,
         a_rows: int | None = None,
+        a_copy: bool = False,
         program_cache=None,
     ):
         shapes = f"m={m}, n={n}, k={k}"
@@ -718,11 +738,15 @@ class GemmPlan:
         self.columns = int(columns) if column_epilogue else 0
         self.a_rows = None if a_rows is None else int(a_rows)
         indexed = self.a_rows is not None
+        self.a_copy = bool(a_copy)
+        if self.a_copy and (not indexed or self.trans_a):
+            raise ValueError(f"GemmPlan: a_copy needs a_rows and trans_a=False ({shapes})")
         device = context.devices[0]
         bits = vector_bits(device)
         self._source = program_source(
             dtype, self.trans_a, self.trans_b, self.bias, epilogue, bits, self.extras,
             column_epilogue, self.columns, needs_avx512_attribute(device, bits), indexed,
+            self.a_copy,
         )
         program = _build(context, self._source, program_cache)
 
@@ -773,8 +797,8 @@ class GemmPlan:
         self._gemm = cl.Kernel(program, name)
         self._key = self._scalars = None
         self._gemm.set_scalar_arg_dtypes(
-            [None, np.int32] * (3 + indexed + self.bias + self.extras + bool(column_epilogue)
-                                + self.columns)
+            [None, np.int32] * (3 + indexed + self.a_copy + self.bias + self.extras
+                                + bool(column_epilogue) + self.columns)
             + [np.int32] * 6
             + [dtype.type] * 2
         )
@@ -810,6 +834,7 @@ class GemmPlan:
         extras=(),
         column_sums=None,
         a_index: tuple | None = None,
+        a_copy: tuple | None = None,
         alpha: float = 1.0,
         beta: float = 0.0,
         wait_for=None,
@@ -821,7 +846,8 @@ class GemmPlan:
         """
         launches = self.bind(a, b, c, a_offset=a_offset, b_offset=b_offset, c_offset=c_offset,
                              bias=bias, bias_offset=bias_offset, extras=extras,
-                             column_sums=column_sums, a_index=a_index, alpha=alpha, beta=beta)
+                             column_sums=column_sums, a_index=a_index, a_copy=a_copy,
+                             alpha=alpha, beta=beta)
         event = None
         for kernel, grid, local in launches:
             event = cl.enqueue_nd_range_kernel(queue, kernel, grid, local, wait_for=wait_for)
@@ -829,22 +855,23 @@ class GemmPlan:
         return event
 
     def bind(self, a, b, c, *, a_offset=0, b_offset=0, c_offset=0, bias=None, bias_offset=0,
-             extras=(), column_sums=None, a_index=None, alpha=1.0, beta=0.0) -> list[tuple]:
+             extras=(), column_sums=None, a_index=None, a_copy=None, alpha=1.0,
+             beta=0.0) -> list[tuple]:
         """Set the kernel arguments for these operands and return the launches, (kernel,
         global size, local size) in order, that compute the product when enqueued. ``extras``
         are (buffer, offset) pairs of the epilogue's extra operands; ``column_sums`` the pairs
         of V and O0, O1, ... of a plan with a column epilogue; ``a_index`` the (buffer,
-        offset) of the row index of a plan with ``a_rows``."""
+        offset) of the row index of a plan with ``a_rows``, ``a_copy`` that of the copy."""
         extras, column_sums = tuple(extras), tuple(column_sums or ())
         key = (id(a), id(b), id(c), a_offset, b_offset, c_offset, id(bias), bias_offset,
                tuple((id(buf), offset) for buf, offset in extras + column_sums),
-               a_index and (id(a_index[0]), a_index[1]))
+               a_index and (id(a_index[0]), a_index[1]), a_copy and (id(a_copy[0]), a_copy[1]))
         if key != self._key:
             self._key = None
             self._bind(a, b, c, a_offset, b_offset, c_offset, bias, bias_offset,
-                       extras + column_sums, a_index)
+                       extras + column_sums, a_index, a_copy)
             self._key = key
-            self._bound = (a, b, c, bias, extras, column_sums, a_index)  # ids in use
+            self._bound = (a, b, c, bias, extras, column_sums, a_index, a_copy)  # ids in use
             self._scalars = None
         if (alpha, beta) != self._scalars:
             self._gemm_args[-2:] = alpha, beta
@@ -852,7 +879,8 @@ class GemmPlan:
             self._scalars = alpha, beta
         return self._launches
 
-    def _bind(self, a, b, c, a_offset, b_offset, c_offset, bias, bias_offset, extras, a_index):
+    def _bind(self, a, b, c, a_offset, b_offset, c_offset, bias, bias_offset, extras, a_index,
+              a_copy):
         """Check the operands and set every kernel argument but alpha and beta; ``extras``
         holds the epilogue's extra operands, then V and O0, ... of the column sums."""
         m, n, k = self.m, self.n, self.k
@@ -869,6 +897,13 @@ class GemmPlan:
             check_buffer("GemmPlan", "a_index", index_buf, index_offset,
                          k if self.trans_a else m, 4, f"m={m}, n={n}, k={k}")
             index_args = (index_buf, index_offset)
+        if (a_copy is None) == self.a_copy:
+            raise ValueError(
+                f"GemmPlan: the plan was built with a_copy={self.a_copy}; pass a_copy= "
+                f"(buffer, offset) exactly when it is True")
+        if a_copy is not None:
+            self._check("a_copy", *a_copy, m * k)
+            index_args += tuple(a_copy)
         self._check("b", b, b_offset, k * n)
         self._check("c", c, c_offset, m * n)
         if self.bias != (bias is not None):

@@ -87,28 +87,29 @@ class _PlannedLaunch:
 
 
 def _index(array: DeviceArray | None, host_values: dict) -> tuple | None:
-    """(buffer, offset) of a row index, or None."""
+    """(buffer, offset) of a row index (or a copy of rows), or None."""
     return None if array is None else (array.cl_buffer, array.resolve_offset(host_values))
 
 
 class GemmLaunch(_PlannedLaunch):
     """A planned matrix product (see gemm.py); ``a_index`` the row index of a plan reading A
-    through one."""
+    through one, ``a_copy`` the array it copies those rows into."""
 
     def __init__(self, plan, a: DeviceArray, b: DeviceArray, c: DeviceArray, label: str,
                  alpha: float | Callable = 1.0, beta: float | Callable = 0.0,
                  bias: DeviceArray | None = None, extras: list[DeviceArray] = (),
-                 column_sums: list[DeviceArray] = (), a_index: DeviceArray | None = None):
+                 column_sums: list[DeviceArray] = (), a_index: DeviceArray | None = None,
+                 a_copy: DeviceArray | None = None):
         self.plan, self.a, self.b, self.c, self.bias = plan, a, b, c, bias
         self.extras, self.column_sums = list(extras), list(column_sums)
-        self.a_index = a_index
+        self.a_index, self.a_copy = a_index, a_copy
         self.alpha, self.beta = alpha, beta
         self.label = label
         self.source = plan.source()
 
     def arrays(self) -> list[DeviceArray]:
         return [a for a in (self.a, self.b, self.c, self.bias, *self.extras, *self.column_sums,
-                            self.a_index) if a is not None]
+                            self.a_index, self.a_copy) if a is not None]
 
     def _bind(self, host_values: dict) -> list[tuple]:
         extra = {}
@@ -117,6 +118,8 @@ class GemmLaunch(_PlannedLaunch):
                      "bias_offset": self.bias.resolve_offset(host_values)}
         if self.a_index is not None:
             extra["a_index"] = _index(self.a_index, host_values)
+        if self.a_copy is not None:
+            extra["a_copy"] = _index(self.a_copy, host_values)
         return self.plan.bind(
             self.a.cl_buffer, self.b.cl_buffer, self.c.cl_buffer,
             a_offset=self.a.resolve_offset(host_values),

@@ -460,9 +460,14 @@ class Plan:
         return array
 
     def in_place_rows(self, var: Variable) -> RowsInPlace | None:
-        """The rows ``var`` stands for when they were left in place (and not copied since),
-        else None: a lowering that reads them through the index does not call ``array``."""
-        return None if var.id in self.arrays else self.rows_in_place.get(var.id)
+        """The rows ``var`` stands for when they were left in place (and not copied since,
+        nor their transpose), else None: a lowering that reads them through the index does
+        not call ``array``."""
+        rows = self.rows_in_place.get(var.id)
+        if rows is None or var.id in self.arrays or \
+                rows.transpose_of is not None and rows.transpose_of.id in self.arrays:
+            return None
+        return rows
 
     def add_launch(self, launch, deferred: bool = False) -> None:
         """Append a launch; ``deferred`` ones run after all others (in-place updates)."""

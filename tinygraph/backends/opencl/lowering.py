@@ -227,11 +227,17 @@ def product_a_shape(a: DeviceArray, rows: RowsInPlace | None) -> tuple[int, int]
     return (width, n) if rows.transpose_of is not None else (n, width)
 
 
-def _index_options(rows: RowsInPlace | None) -> tuple[dict, dict]:
-    """(GemmPlan options, GemmLaunch options) reading A's rows through ``rows``' index."""
+def _index_options(builder, var, rows: RowsInPlace | None, copies: bool = False
+                   ) -> tuple[dict, dict]:
+    """(GemmPlan options, GemmLaunch options) reading A's rows through ``rows``' index; a
+    product that ``copies`` (the first to read rows to be copied by it) stores them as
+    ``var``'s array."""
     if rows is None:
         return {}, {}
-    return {"a_rows": rows.rows}, {"a_index": rows.index}
+    if not (copies and rows.copied_by_first_reader and rows.transpose_of is None):
+        return {"a_rows": rows.rows}, {"a_index": rows.index}
+    copy = builder.new_array(var)
+    return {"a_rows": rows.rows, "a_copy": True}, {"a_index": rows.index, "a_copy": copy}
 
 
 def matmul_spec(dtype: str, a: DeviceArray, b: DeviceArray) -> KernelSpec:
@@ -276,7 +282,7 @@ def lower_dot(builder, node) -> None:
         return
     if out.dtype == "float64":
         builder.runtime.require_fp64(str(node.op))
-    plan_options, launch_options = _index_options(rows)
+    plan_options, launch_options = _index_options(builder, x, rows, copies=True)
     plan = builder.gemm_plan(m, n, k, trans_a, trans_b, out.dtype, **plan_options)
     c = DeviceArray(target.buffer, target.offset, (m, n), contiguous_strides((m, n)),
                     target.dtype)
@@ -374,7 +380,7 @@ def _lower_gemm_update(builder, node, column_deferred: bool = False,
     if 0 in (m, n, k):
         elementwise_into(builder, node, s.mul, [target, beta], target)
         return
-    options, launch_options = _index_options(rows)
+    options, launch_options = _index_options(builder, a_var, rows)
     if column_epilogue is not None:
         options |= {"column_epilogue": column_epilogue, "columns": len(column_sums) - 1}
     plan = builder.gemm_plan(m, n, k, trans_a, trans_b, target.dtype.name, **options)
@@ -405,7 +411,7 @@ def lower_dot_epilogue(builder, node) -> None:
     if target.dtype == np.float64:
         builder.runtime.require_fp64(str(node.op))
     epilogue = epilogue_expression(node.op.epilogue, target.dtype.name)
-    plan_options, launch_options = _index_options(rows)
+    plan_options, launch_options = _index_options(builder, a_var, rows, copies=True)
     plan = builder.gemm_plan(m, n, k, trans_a, trans_b, target.dtype.name,
                              bias=bias is not None, epilogue=epilogue, extras=len(extras),
                              **plan_options)

@@ -358,13 +358,14 @@ def lower_take_rows(builder, node) -> None:
     inputs = [builder.array(v) for v in node.inputs]
     index, arrays = inputs[:node.op.n_index_inputs], inputs[node.op.n_index_inputs:]
     n_rows = builder.shape(node.outputs[0])[0]
-    in_place = {j for j, array in enumerate(arrays)
-                if row_gathers.stays_in_place(builder, node, j, array)}
+    decisions = [row_gathers.in_place(builder, node, j, array) for j, array in enumerate(arrays)]
+    in_place = {j for j, (kept, _) in enumerate(decisions) if kept}
     targets = []
     for j, out in enumerate(node.outputs):
         if j in in_place:
             rows = builder.allocate((n_rows,), np.int32)
-            builder.rows_in_place[out.id] = row_gathers.RowsInPlace(arrays[j], rows, node)
+            builder.rows_in_place[out.id] = row_gathers.RowsInPlace(
+                arrays[j], rows, node, copied_by_first_reader=decisions[j][1])
             targets.append(rows)
         else:
             targets.append(builder.new_array(out))
