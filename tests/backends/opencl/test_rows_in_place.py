@@ -33,6 +33,24 @@ def _read(queue, buf, shape, dtype):
     return out
 
 
+def _update_operands(rng, rows, batch, n_in, n_out):
+    """(source, index, D, W, b) of a first layer's update reading H = source[index]."""
+    source = rng.standard_normal((rows, n_in)).astype(np.float32)
+    index = rng.integers(0, rows, batch).astype(np.int32)
+    d = rng.standard_normal((batch, n_out)).astype(np.float32)
+    w = rng.standard_normal((n_in, n_out)).astype(np.float32)
+    b = rng.standard_normal(n_out).astype(np.float32)
+    return source, index, d, w, b
+
+
+def _assert_updated(queue, w_buf, b_buf, source, index, d, w, b):
+    """W and b after ``W -= 0.1 H^T D``, ``b -= 0.1 * column sums of D``, H = source[index]."""
+    np.testing.assert_allclose(_read(queue, w_buf, w.shape, np.float32),
+                               w - 0.1 * source[index].T @ d, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_read(queue, b_buf, b.shape, np.float32),
+                               b - 0.1 * d.sum(0), rtol=1e-5, atol=1e-5)
+
+
 # -- the plans ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("op,copy", [("NN", False), ("NT", False), ("TN", False),
@@ -75,11 +93,7 @@ def test_gemm_update_with_column_sums_reads_a_through_an_offset_index(env):
     context, queue = env
     rng = np.random.default_rng(7)
     rows, batch, n_in, n_out = 300, 96, 50, 40
-    source = rng.standard_normal((rows, n_in)).astype(np.float32)
-    index = rng.integers(0, rows, batch).astype(np.int32)
-    d = rng.standard_normal((batch, n_out)).astype(np.float32)
-    w = rng.standard_normal((n_in, n_out)).astype(np.float32)
-    b = rng.standard_normal(n_out).astype(np.float32)
+    source, index, d, w, b = _update_operands(rng, rows, batch, n_in, n_out)
     plan = gemm.GemmPlan(context, n_in, n_out, batch, trans_a=True,
                          column_epilogue="o0 - 0.1f * s", columns=1, a_rows=rows)
     w_buf, b_buf = _buffer(context, w), _buffer(context, b)
@@ -87,10 +101,7 @@ def test_gemm_update_with_column_sums_reads_a_through_an_offset_index(env):
     plan.enqueue(queue, _buffer(context, source), _buffer(context, d), w_buf,
                  column_sums=[(b_buf, 0), (b_buf, 0)], a_index=(index_buf, 3),
                  alpha=-0.1, beta=1.0)
-    np.testing.assert_allclose(_read(queue, w_buf, w.shape, np.float32),
-                               w - 0.1 * source[index].T @ d, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(_read(queue, b_buf, b.shape, np.float32),
-                               b - 0.1 * d.sum(0), rtol=1e-5, atol=1e-5)
+    _assert_updated(queue, w_buf, b_buf, source, index, d, w, b)
 
 
 def test_gemm_index_arguments_are_checked(env):
@@ -126,21 +137,14 @@ def test_update_kernel_reads_h_through_the_index(env, batch, n_in, n_out):
     context, queue = env
     rng = np.random.default_rng(batch)
     rows = 77
-    source = rng.standard_normal((rows, n_in)).astype(np.float32)
-    index = rng.integers(0, rows, batch).astype(np.int32)
-    d = rng.standard_normal((batch, n_out)).astype(np.float32)
-    w = rng.standard_normal((n_in, n_out)).astype(np.float32)
-    b = rng.standard_normal(n_out).astype(np.float32)
+    source, index, d, w, b = _update_operands(rng, rows, batch, n_in, n_out)
     plan = BackpropUpdatePlan(context, batch, n_in, n_out, column_epilogue="o0 - 0.1f * s",
                               columns=1, backward=False, h_rows=rows)
     w_buf, b_buf = _buffer(context, w), _buffer(context, b)
     plan.enqueue(queue, _buffer(context, source), _buffer(context, d), w_buf, w_buf, None,
                  column_sums=[(b_buf, 0), (b_buf, 0)], h_index=(_buffer(context, index), 0),
                  alpha=-0.1)
-    np.testing.assert_allclose(_read(queue, w_buf, w.shape, np.float32),
-                               w - 0.1 * source[index].T @ d, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(_read(queue, b_buf, b.shape, np.float32),
-                               b - 0.1 * d.sum(0), rtol=1e-5, atol=1e-5)
+    _assert_updated(queue, w_buf, b_buf, source, index, d, w, b)
 
 
 def test_update_kernel_index_arguments_are_checked(env):
