@@ -114,7 +114,9 @@ def in_place(plan, node: Apply, j: int, source: DeviceArray) -> tuple[bool, bool
         return True, False
     order = {id(n): i for i, n in enumerate(plan.program.nodes)}
     first = min((n for n, _ in readers), key=lambda n: order[id(n)])
-    return isinstance(first.op, (Dot, DotEpilogue)) and first.inputs[0] is var, True
+    if isinstance(first.op, (Dot, DotEpilogue)) and first.inputs[0] is var:
+        return True, True
+    return False, False
 
 
 def copied(plan, rows: RowsInPlace) -> DeviceArray:
