@@ -229,12 +229,13 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns, attribute, indexe
             return f"ak[r{r}]"
         return f"ap[{u * mr + r}]" if a_mode == "panel" else f"a{r}[{u} * {step_a}]"
 
-    def advance(steps):
+    def advance(steps, copying):
+        copied = [f"      w{r} += {steps};" for r in range(mr)] if copying else []
         if a_mode == "panel":
-            return [f"      ap += {steps * mr};"]
+            return [f"      ap += {steps * mr};", *copied]
         if row_per_step:
-            return [f"      ix += {steps};"]
-        return [f"      a{r} += {steps} * {step_a};" for r in range(mr)]
+            return [f"      ix += {steps};", *copied]
+        return [f"      a{r} += {steps} * {step_a};" for r in range(mr)] + copied
 
     def step(u, qs, copying):
         body = [f"      const __global {ctype} *ak = A + (size_t)ix[{u}] * M;"] \
@@ -257,15 +258,13 @@ def _gemm_kernel(ctype, vw, a_mode, bias, mr, extras, columns, attribute, indexe
                   f"(size_t)(i0 + {r} < M ? i0 + {r} : M - 1) * K;" for r in range(mr)
                   ] if copying else []
         lines.append("    int kk = 0;")
-        moved = [f"      w{r} += {{}};" for r in range(mr)] if copying else []
         if unroll > 1:
             lines.append(f"    for (; kk + {unroll} <= K; kk += {unroll}) {{")
             for u in range(unroll):
                 lines += step(u, qs, copying)
-            lines += [f"      bp += {unroll} * bs;", *advance(unroll),
-                      *[line.format(unroll) for line in moved], "    }"]
+            lines += [f"      bp += {unroll} * bs;", *advance(unroll, copying), "    }"]
         lines += ["    for (; kk < K; ++kk) {", *step(0, qs, copying), "      bp += bs;",
-                  *advance(1), *[line.format(1) for line in moved], "    }"]
+                  *advance(1, copying), "    }"]
         full = len(qs) == nv
         return lines + _store_rows(ctype, vt, vw, nv, bias, mr, extras, None if full else qs)
 
@@ -888,22 +887,21 @@ class GemmPlan:
             raise ValueError(
                 f"GemmPlan: the plan was built with a_rows={self.a_rows}; pass a_index= "
                 f"(buffer, offset) exactly when a_rows is set")
-        index_args = ()
+        row_args = ()  # the index and the copy of A's rows, when the plan has them
         if a_index is None:
             self._check("a", a, a_offset, m * k)
         else:
             self._check("a", a, a_offset, self.a_rows * (m if self.trans_a else k))
-            index_buf, index_offset = a_index
-            check_buffer("GemmPlan", "a_index", index_buf, index_offset,
-                         k if self.trans_a else m, 4, f"m={m}, n={n}, k={k}")
-            index_args = (index_buf, index_offset)
+            check_buffer("GemmPlan", "a_index", *a_index, k if self.trans_a else m, 4,
+                         f"m={m}, n={n}, k={k}")
+            row_args = tuple(a_index)
         if (a_copy is None) == self.a_copy:
             raise ValueError(
                 f"GemmPlan: the plan was built with a_copy={self.a_copy}; pass a_copy= "
                 f"(buffer, offset) exactly when it is True")
         if a_copy is not None:
             self._check("a_copy", *a_copy, m * k)
-            index_args += tuple(a_copy)
+            row_args += tuple(a_copy)
         self._check("b", b, b_offset, k * n)
         self._check("c", c, c_offset, m * n)
         if self.bias != (bias is not None):
@@ -934,7 +932,7 @@ class GemmPlan:
                 self._packs.append((kernel, grid))
                 operands[i] = (scratch, 0)
         shape_args = self._shape_args
-        self._gemm_args = [*operands[0], *index_args, *operands[1], c, c_offset, *bias_args,
+        self._gemm_args = [*operands[0], *row_args, *operands[1], c, c_offset, *bias_args,
                            *shape_args, 0, 0]
         self._launches = [(kernel, grid, (1, 1)) for kernel, grid in self._packs]
         self._launches.append((self._gemm, self._grid, (1,)))

@@ -86,8 +86,8 @@ class _PlannedLaunch:
                 for name, value in (("alpha", self.alpha), ("beta", self.beta))}
 
 
-def _index(array: DeviceArray | None, host_values: dict) -> tuple | None:
-    """(buffer, offset) of a row index (or a copy of rows), or None."""
+def _bound(array: DeviceArray | None, host_values: dict) -> tuple | None:
+    """(buffer, offset) of ``array`` for a plan's bind, or None."""
     return None if array is None else (array.cl_buffer, array.resolve_offset(host_values))
 
 
@@ -117,16 +117,16 @@ class GemmLaunch(_PlannedLaunch):
             extra = {"bias": self.bias.cl_buffer,
                      "bias_offset": self.bias.resolve_offset(host_values)}
         if self.a_index is not None:
-            extra["a_index"] = _index(self.a_index, host_values)
+            extra["a_index"] = _bound(self.a_index, host_values)
         if self.a_copy is not None:
-            extra["a_copy"] = _index(self.a_copy, host_values)
+            extra["a_copy"] = _bound(self.a_copy, host_values)
         return self.plan.bind(
             self.a.cl_buffer, self.b.cl_buffer, self.c.cl_buffer,
             a_offset=self.a.resolve_offset(host_values),
             b_offset=self.b.resolve_offset(host_values),
             c_offset=self.c.resolve_offset(host_values),
-            extras=[(e.cl_buffer, e.resolve_offset(host_values)) for e in self.extras],
-            column_sums=[(v.cl_buffer, v.resolve_offset(host_values)) for v in self.column_sums],
+            extras=[_bound(e, host_values) for e in self.extras],
+            column_sums=[_bound(v, host_values) for v in self.column_sums],
             **self._scalars(host_values), **extra)
 
 
@@ -156,9 +156,9 @@ class BackpropUpdateLaunch(_PlannedLaunch):
                    for name, array in self.operands.items()}
         return self.plan.bind(
             **buffers, **offsets, **self._scalars(host_values),
-            extras=[(e.cl_buffer, e.resolve_offset(host_values)) for e in self.extras],
-            column_sums=[(v.cl_buffer, v.resolve_offset(host_values)) for v in self.column_sums],
-            h_index=_index(self.h_index, host_values))
+            extras=[_bound(e, host_values) for e in self.extras],
+            column_sums=[_bound(v, host_values) for v in self.column_sums],
+            h_index=_bound(self.h_index, host_values))
 
 
 class UploadLaunch:
