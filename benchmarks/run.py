@@ -1,6 +1,6 @@
 """Every benchmark of issue 5 on one or more OpenCL devices, in one command: the training
 workloads against NumPy and PyTorch (training.py), the per-step kernel table and launch count
-(step_profile.py) and the GEMM micro-benchmark (gemm.py).
+(step_profile.py), the GEMM micro-benchmark (gemm.py) and the cost of a launch (launches.py).
 
     python benchmarks/run.py [--devices opencl:0:0 opencl:1:0] [--epochs 3] [--repeats 2]
         [--out benchmarks/results]
@@ -51,6 +51,8 @@ def main() -> None:
         gemm_device = device.split(":", 1)[1] if device.count(":") == 2 else None
         run("gemm.py", ["--reps", "10"] + (["--device", gemm_device] if gemm_device else []),
             args.out / f"{stem}-gemm.txt")
+        run("launches.py", ["--device", gemm_device] if gemm_device else [],
+            args.out / f"{stem}-launches.txt")
 
 
 if __name__ == "__main__":
