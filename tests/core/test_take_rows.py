@@ -220,3 +220,70 @@ def test_a_gather_of_another_gathers_result_stays_out_of_its_group(compile_fn):
     got = f(index, x_value, y_value)
     for g, w in zip(got, [x_value[index], y_value[index], np.exp(x_value[index])[index]]):
         np.testing.assert_allclose(g, w, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# the advanced selector: the step counter advanced by the node that reads it
+
+
+@pytest.mark.parametrize("advance", [1, -2])
+def test_form_b_with_advance_also_gives_the_selector_plus_k(compile_fn, advance):
+    table, sel = tg.imatrix("table"), tg.lvector("sel")
+    inputs, values, arrays, expected = _arrays(7)
+    *rows, advanced = TakeRows(8, advance)(table, sel, *arrays)
+    assert advanced.type == sel.type
+    f = compile_fn([table, sel, *inputs], [*rows, advanced])
+    table_value = RNG.integers(-7, 7, (3, 4)).astype("int32")
+    selector = np.array([2, -3])
+    *got_rows, got_advanced = f(table_value, selector, *values)
+    index = table_value[selector].reshape(-1)
+    for got, want in zip(got_rows, expected):
+        np.testing.assert_array_equal(got, want[index])
+    assert got_advanced.dtype == np.int64
+    np.testing.assert_array_equal(got_advanced, selector + advance)
+
+
+def test_advance_needs_the_table_form():
+    with pytest.raises(ValueError, match="advance needs the table form"):
+        TakeRows(advance=1)
+    assert str(TakeRows(5, 1)) == "TakeRows{table[selector] as 5 rows, selector + 1}"
+    assert TakeRows(4, 1).infer_shape(None, [(5, 2), (2,), (9, 3)], [None] * 3) == \
+        [(4, 3), (2,)]
+
+
+def _advanced_node(outputs):
+    nodes = [node for node in toposort(optimize(outputs, OPENCL_PIPELINE))
+             if isinstance(node.op, TakeRows)]
+    assert len(nodes) == 1
+    return nodes[0]
+
+
+def test_the_step_counter_update_becomes_the_gathers_advanced_selector():
+    _, step, x_rows, y_rows = _trainer_graph()
+    for update, k in ((step + 1, 1), (1 + step, 1), (step + np.array([3], "int64"), 3)):
+        assert _advanced_node([x_rows.sum(), y_rows.sum(), update]).op.advance == k
+    ops = _ops([x_rows.sum(), step + 1])
+    assert ops.count(TakeRows) == 1 and tg.ops.elemwise.Elemwise not in ops
+
+
+@pytest.mark.parametrize("make", [lambda step: step * 2, lambda step: step + step,
+                                  lambda step: step + tg.lvector("k"),
+                                  lambda step: tg.cast(step, "int32") + 1])
+def test_other_expressions_of_the_selector_are_left_alone(make):
+    _, step, x_rows, _ = _trainer_graph()
+    assert _advanced_node([x_rows.sum(), make(step)]).op.advance is None
+
+
+def test_the_trainer_step_with_an_advanced_counter_matches_numpy(backend):
+    """The counter advanced by the gather on OpenCL: each call gathers the rows of the table
+    row the counter selected before the call, as the NumPy backend's separate update does."""
+    _, step, x_rows, y_rows = _trainer_graph(n=400, batches=6, size=64, width=8)
+    results = {}
+    for device in ("numpy", backend):
+        step.set_value(np.zeros(1, "int64"))
+        f = tg.function([], [x_rows, y_rows], updates=[(step, step + 1)], device=device)
+        results[device] = [f() for _ in range(5)]
+        assert step.get_value()[0] == 5
+    for want, got in zip(results["numpy"], results[backend]):
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)

@@ -64,13 +64,13 @@ def test_update_gemm_in_place_on_opencl(backend):
 
 def test_an_opencl_training_step_is_few_kernels(backend, monkeypatch):
     """network3's first example as the trainer compiles it: every update runs in place (no
-    copies), nothing falls back to the host, and the step stays at 5 launches: 1 gather
+    copies), nothing falls back to the host, and the step stays at 4 launches: 1 gather
     (the minibatch's images and labels, by the row of the permutation table the step counter
-    selects), the hidden layer's product with fused bias and activation, the output layer's
-    whole step (its logits, the crossentropy's gradient and the running cost total, its
-    backward product times the sigmoid's derivative, its in-place weight and bias updates),
-    the hidden layer's in-place weight product that also updates its bias, and the minibatch
-    counter."""
+    selects, which also advances the counter in place), the hidden layer's product with fused
+    bias and activation, the output layer's whole step (its logits, the crossentropy's
+    gradient and the running cost total, its backward product times the sigmoid's
+    derivative, its in-place weight and bias updates), and the hidden layer's in-place weight
+    product that also updates its bias."""
     if backend != "opencl":
         pytest.skip("OpenCL only")
     monkeypatch.setattr(tg.config, "profile", True)
@@ -80,7 +80,7 @@ def test_an_opencl_training_step_is_few_kernels(backend, monkeypatch):
     profile = trainer.train_fn.profile
     labels = [label for label, *_ in profile.rows()]
     launches = sum(calls for _, calls, *_ in profile.rows()) / profile.calls
-    assert launches == 5, profile.summary()
+    assert launches == 4, profile.summary()
     assert not any(label.startswith(("update", "copy")) for label in labels), labels
     assert "NumPy on the host" not in trainer.train_fn.kernels_source()
 
@@ -88,8 +88,9 @@ def test_an_opencl_training_step_is_few_kernels(backend, monkeypatch):
 def test_dropout_masks_are_drawn_and_applied_in_one_kernel_each(backend, monkeypatch):
     """With dropout on both hidden layers (the benchmarks' W3), each layer's mask is drawn and
     applied to the layer's activations by one kernel (RandomDrawMap), not a draw kernel and
-    an elementwise kernel: 9 launches per step (the gather, per hidden layer its product and
-    its mask, the output layer's whole step, the hidden layers' updates, the counter)."""
+    an elementwise kernel: 8 launches per step (the gather, which also advances the counter,
+    per hidden layer its product and its mask, the output layer's whole step, the hidden
+    layers' updates)."""
     if backend != "opencl":
         pytest.skip("OpenCL only")
     monkeypatch.setattr(tg.config, "profile", True)
@@ -103,7 +104,7 @@ def test_dropout_masks_are_drawn_and_applied_in_one_kernel_each(backend, monkeyp
     maps = [label for label in labels if label.startswith("RandomDrawMap{binomial")]
     assert len(maps) == 1 and calls[maps[0]] == 2, profile.summary()
     assert not any(label.startswith("RandomDraw{") for label in labels), labels
-    assert sum(calls.values()) == 9, profile.summary()
+    assert sum(calls.values()) == 8, profile.summary()
 
 
 def reference_softmax_sgd(x, y, eta, lmbda, momentum, batch, steps, n):

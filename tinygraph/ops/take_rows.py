@@ -7,7 +7,10 @@ Two forms, told apart by ``flat_size``:
 - ``TakeRows(flat_size)(table, selector, a1, ..., an)`` -> the same with
   ``index = reshape(table[selector], (flat_size,))`` for an integer matrix ``table`` and an
   integer vector ``selector``: a minibatch's example indices read straight from a permutation
-  table by a step counter, as the SGD trainer does.
+  table by a step counter, as the SGD trainer does;
+- ``TakeRows(flat_size, advance=k)(table, selector, a1, ..., an)`` -> the same and
+  ``selector + k``: the step counter advanced for the next call, so that the OpenCL kernel
+  that reads it also writes it (one launch fewer per training step).
 
 Each output is exactly what the ``AdvancedSubtensor`` gathers (and, in the second form, the
 ``Reshape``) it stands for give, errors included: their messages name those ops. The OpenCL
@@ -32,13 +35,17 @@ _FLATTEN = Reshape(1)
 class TakeRows(Op):
     """``a_j[index]`` for every array ``a_j``; see the module docstring for the two forms."""
 
-    __props__ = ("flat_size",)
+    __props__ = ("flat_size", "advance")
 
-    def __init__(self, flat_size: int | None = None) -> None:
+    def __init__(self, flat_size: int | None = None, advance: int | None = None) -> None:
         if flat_size is not None and flat_size < -1:
             raise ValueError(f"TakeRows: flat_size must be -1 (inferred) or a length, got "
                              f"{flat_size}")
+        if advance is not None and flat_size is None:
+            raise ValueError("TakeRows: advance needs the table form (a flat_size): it "
+                             "advances the selector")
         self.flat_size = flat_size
+        self.advance = None if advance is None else int(advance)
 
     @property
     def from_table(self) -> bool:
@@ -66,8 +73,10 @@ class TakeRows(Op):
                 raise TypeError(f"{self}: array {j} is {array.type}; gathering rows needs at "
                                 "least one axis")
         index_bcast = (self.flat_size == 1,) if self.from_table else index_inputs[0].broadcastable
-        return Apply(self, inputs, [TensorType(a.dtype, index_bcast + a.broadcastable[1:])
-                                    for a in arrays])
+        outputs = [TensorType(a.dtype, index_bcast + a.broadcastable[1:]) for a in arrays]
+        if self.advance is not None:
+            outputs.append(index_inputs[1].type)
+        return Apply(self, inputs, outputs)
 
     def _index(self, index_inputs: list[np.ndarray]) -> np.ndarray:
         """The index vector, checked as the unfused ``table[selector]`` and reshape check it."""
@@ -89,6 +98,10 @@ class TakeRows(Op):
         for array in inputs[self.n_index_inputs:]:
             _check_index_values(_GATHER, array.shape, [index])
             outputs.append(np.array(array[index]))
+        if self.advance is not None:
+            selector = inputs[1]
+            outputs.append((selector + np.asarray(self.advance, selector.dtype))
+                           .astype(selector.dtype))
         return outputs
 
     def infer_shape(self, node, input_shapes, input_values):
@@ -98,13 +111,17 @@ class TakeRows(Op):
             length = self._index_length((selector_shape[0], table_shape[1]))
         else:
             length = index_shapes[0][0]
-        return [(length,) + tuple(shape[1:]) for shape in input_shapes[self.n_index_inputs:]]
+        shapes = [(length,) + tuple(shape[1:]) for shape in input_shapes[self.n_index_inputs:]]
+        return shapes + ([tuple(input_shapes[1])] if self.advance is not None else [])
 
     def grad(self, inputs: list[Variable], output_grads):
         raise NotImplementedError(f"{self} is created by a rewrite after differentiation; "
                                   "differentiate the AdvancedSubtensor gathers it replaces")
 
     def __str__(self) -> str:
+        if self.advance is not None:
+            return f"TakeRows{{table[selector] as {self.flat_size} rows, selector + " \
+                f"{self.advance}}}"
         if self.from_table:
             return f"TakeRows{{table[selector] as {self.flat_size} rows}}"
         return "TakeRows"

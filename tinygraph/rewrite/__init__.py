@@ -25,7 +25,7 @@ from .random_draw import fuse_random_draw_maps
 from .reduce_epilogue import fuse_reduce_epilogues
 from .softmax_layer import fuse_softmax_layer_steps
 from .stabilize import STABILIZE
-from .take_rows import fuse_row_gathers
+from .take_rows import advance_row_selectors, fuse_row_gathers
 
 constant_folding = RewritePass("constant_folding", [fold_constants])
 canonicalize = RewritePass("canonicalize", CANONICALIZE + (crossentropy_grad_of_fill,))
@@ -40,13 +40,14 @@ DEFAULT_PIPELINE = (merge, constant_folding, canonicalize, stabilize_pass, canon
 #: layer's product with its crossentropy gradient (and with its updates), a random draw with
 #: the elementwise op reading its sample (a dropout mask and the masked activations), and
 #: gathers the rows selected by one index in one node (after DEFAULT_PIPELINE's final merge, so
-#: equal index computations are already one variable)
+#: equal index computations are already one variable), which also advances a step counter
+#: selecting them when the function does
 OPENCL_PIPELINE = DEFAULT_PIPELINE + (rewrite_gemm, constant_folding, fuse_crossentropy_with_grad,
                                       fuse_elemwise, fuse_epilogues, fuse_reduce_epilogues,
                                       fuse_gemm_column_sums, fuse_backprop_updates,
                                       fuse_crossentropy_total, fuse_logits_into_crossentropy,
                                       fuse_softmax_layer_steps, fuse_random_draw_maps,
-                                      fuse_row_gathers, merge)
+                                      fuse_row_gathers, advance_row_selectors, merge)
 
 
 def optimize(outputs: Sequence[Variable], passes=DEFAULT_PIPELINE) -> list[Variable]:
@@ -65,6 +66,7 @@ def stabilize(outputs: Sequence[Variable]) -> list[Variable]:
 
 __all__ = ["DEFAULT_PIPELINE", "OPENCL_PIPELINE", "RewritePass", "fuse_elemwise", "fuse_epilogues",
            "fuse_crossentropy_with_grad", "fuse_reduce_epilogues", "fuse_row_gathers",
+           "advance_row_selectors",
            "fuse_gemm_column_sums", "fuse_backprop_updates", "fuse_crossentropy_total",
            "fuse_logits_into_crossentropy", "fuse_softmax_layer_steps", "fuse_random_draw_maps",
            "rewrite_gemm",

@@ -9,16 +9,23 @@ too; a single gather is fused only then (alone with a plain vector it gains noth
 The fused node computes exactly what the gathers did, errors included (see
 :mod:`tinygraph.ops.take_rows`). A gather whose input depends on another gather of its group
 stays out of that group: one node cannot compute both.
+
+``advance_row_selectors`` then gives such a node the function's ``selector + k`` too (the
+trainer's step counter update, ``step + 1``): the OpenCL kernel reading the counter also
+advances it, and the step has one launch fewer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..graph import Apply, Constant, Variable, toposort
+from ..graph import Apply, Constant, Variable, clone_replace, toposort
+from ..ops import scalar
+from ..ops.elemwise import Elemwise
 from ..ops.shape import Reshape
 from ..ops.subtensor import AdvancedSubtensor
 from ..ops.take_rows import TakeRows
+from ..types import is_integer
 from .engine import rebuild
 
 
@@ -99,3 +106,39 @@ def fuse_row_gathers(outputs: Sequence[Variable]) -> list[Variable]:
     while (members := _fusable_group(outputs)) is not None:
         outputs = _fuse(outputs, members)
     return outputs
+
+
+def _advance(var: Variable, selector: Variable) -> int | None:
+    """k when ``var`` is ``selector + k`` (either order) for an integer constant k of one
+    element, of the selector's own type, else None."""
+    node = var.owner
+    if node is None or not isinstance(node.op, Elemwise) or node.op.scalar_op is not scalar.add \
+            or var.type != selector.type:
+        return None
+    first, second = node.inputs
+    constant = second if first is selector else first if second is selector else None
+    if not isinstance(constant, Constant) or constant.data.size != 1 or \
+            not is_integer(constant.dtype):
+        return None
+    return int(constant.data.reshape(()))
+
+
+def advance_row_selectors(outputs: Sequence[Variable]) -> list[Variable]:
+    """The graph with each table-form ``TakeRows`` node also computing an output (or update
+    value) ``selector + k`` of the graph, which then reads the node's extra output."""
+    outputs = list(outputs)
+    replace: dict[Variable, Variable] = {}
+    for node in toposort(outputs):
+        if not isinstance(node.op, TakeRows) or not node.op.from_table or \
+                node.op.advance is not None:
+            continue
+        selector = node.inputs[1]
+        for var in outputs:
+            k = _advance(var, selector)
+            if k is None or var in replace:
+                continue
+            *rows, advanced = TakeRows(node.op.flat_size, k)(*node.inputs)
+            replace.update(zip(node.outputs, rows))
+            replace[var] = advanced
+            break
+    return clone_replace(outputs, replace) if replace else outputs

@@ -507,6 +507,35 @@ def test_a_bad_label_in_the_fused_cost_total_raises_the_crossentropy_error():
         fn.sync()
 
 
+def _counter_walk(rows: int, width: int):
+    """(function, step, data, table): each call gathers ``rows`` rows of ``data`` (``width``
+    columns) by the table row ``step`` selects, and advances ``step``."""
+    rng = np.random.default_rng(3)
+    table = tg.shared(rng.permutation(4 * rows).reshape(4, rows), name="table")
+    step = tg.shared(np.zeros(1, "int64"), name="step")
+    data = tg.shared(rng.normal(size=(4 * rows, width)).astype("float32"), name="data")
+    gathered = data[tg.reshape(table[step], (rows,))]
+    fn = tg.function([], gathered * 2.0, updates=[(step, step + 1)], device="opencl",
+                     name="walk", profile=True)
+    return fn, step, data.get_value(), table.get_value()
+
+
+@pytest.mark.parametrize("rows, width, in_place", [(16, 8, True), (300, 784, False)])
+def test_the_gather_advances_the_step_counter(rows, width, in_place):
+    """The gather kernel writes step + 1 over the counter when it runs as one work-group (a
+    small gather), else into an array the call then copies over it; either way each call
+    gathers the rows the counter selected before it."""
+    fn, step, data, table = _counter_walk(rows, width)
+    for i in range(3):
+        np.testing.assert_array_equal(fn(), data[table[i]] * 2.0)
+    assert step.get_value()[0] == 3
+    labels = [label for label, *_ in fn.profile.rows()]
+    assert sum(label.startswith("TakeRows{table[selector] as") and "selector + 1" in label
+               for label in labels) == 1, labels
+    assert not any(label.startswith("Elemwise{add}") for label in labels), labels
+    assert any(label == "update step" for label in labels) == (not in_place), labels
+
+
 def test_an_error_says_which_values_the_call_had_updated_in_place():
     """A step counter out of the table's range is reported after the call incremented it in
     place: the error names the counter as shown after the update."""

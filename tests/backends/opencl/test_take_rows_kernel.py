@@ -16,24 +16,27 @@ from tinygraph.ops.take_rows import TakeRows
 DTYPES = ["float32", "float64", "int32", "int64", "bool", "uint8"]
 
 
-def take_rows(index_inputs, arrays, flat_size=None):
-    """(outputs, error flag) of the kernel; ``index_inputs``: [index] or [table, selector]."""
-    op = TakeRows(flat_size)
+def take_rows(index_inputs, arrays, flat_size=None, advance=None):
+    """(outputs, error flag) of the kernel; ``index_inputs``: [index] or [table, selector];
+    ``advance``: take_rows_specs' (k, over the selector), the selector + k the last output."""
+    op = TakeRows(flat_size, None if advance is None else advance[0])
     shapes = [tuple(i.shape) for i in index_inputs] + [tuple(a.shape) for a in arrays]
     out_shapes = op.infer_shape(None, shapes, [None] * len(shapes))
     specs = take_rows_specs(out_shapes[0][0], [i.array.dtype for i in index_inputs],
                             [i.shape for i in index_inputs], [i.strides for i in index_inputs],
                             [a.array.dtype for a in arrays], [a.shape for a in arrays],
-                            [a.strides for a in arrays])
+                            [a.strides for a in arrays], advance=advance)
     assert len(specs) == (1 if out_shapes[0][0] else 0), "one launch for every output"
+    dtypes = [a.array.dtype for a in arrays] + [index_inputs[-1].array.dtype] * (
+        advance is not None)
     outs, scratch = kr.runner().run(specs, [*index_inputs, *arrays],
-                                    [(s, a.array.dtype) for s, a in zip(out_shapes, arrays)])
+                                    list(zip(out_shapes, dtypes)))
     return outs, scratch[0][0] if specs else 0
 
 
-def reference(index_inputs, arrays, flat_size=None):
-    return TakeRows(flat_size).perform(None, [np.array(v.array) for v in
-                                              [*index_inputs, *arrays]])
+def reference(index_inputs, arrays, flat_size=None, advance=None):
+    return TakeRows(flat_size, advance).perform(None, [np.array(v.array) for v in
+                                                       [*index_inputs, *arrays]])
 
 
 @st.composite
@@ -74,6 +77,22 @@ def test_table_row_index_matches_perform(data):
     outs, err = take_rows([table, selector], arrays, flat_size)
     for got, want in zip(outs, reference([table, selector], arrays, flat_size)):
         np.testing.assert_array_equal(got, want)
+    assert err == 0
+
+
+@pytest.mark.parametrize("over_selector", [False, True])
+@pytest.mark.parametrize("row_shape", [(3,), (784,)])
+def test_an_advanced_selector_is_the_last_output(row_shape, over_selector):
+    """selector + k from a selector at an offset, after rows of one work-group (over the selector)
+    or of a grid (into its own buffer)."""
+    rng = np.random.default_rng(5)
+    arrays = [kr.embed(rng.normal(size=(9,) + row_shape).astype("float32"))]
+    table = kr.embed(rng.integers(-9, 9, (4, 3)))
+    selector = kr.embed(np.array([3, -2], "int64"), pads=(1,), offset=1)
+    outs, err = take_rows([table, selector], arrays, 6, advance=(5, over_selector))
+    for got, want in zip(outs, reference([table, selector], arrays, 6, advance=5)):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(outs[-1], [8, 3])
     assert err == 0
 
 

@@ -29,6 +29,7 @@ from ...ops.reduce_epilogue import ReduceEpilogue
 from ...ops.shape import Shape
 from ...ops.softmax_layer import SoftmaxLayerStep
 from ...ops.subtensor import IncSubtensor
+from ...ops.take_rows import TakeRows
 from ...random.op import RandomDraw
 from ...shared import SharedVariable
 from ...types import is_float
@@ -744,8 +745,11 @@ def _may_write_into(value: Variable, target: SharedVariable) -> bool:
     accumulating into it, or an elementwise op (also a reduction's epilogue, a GemmColumnSums'
     or BackpropUpdate's column update and a crossentropy's total) reading it at the output's
     positions. A SoftmaxLayerStep's outputs are its parts': a crossentropy's total and a
-    BackpropUpdate's outputs."""
+    BackpropUpdate's outputs. A TakeRows node's advanced selector goes over its selector."""
     node = value.owner
+    if isinstance(node.op, TakeRows):
+        return node.op.advance is not None and value is node.outputs[-1] and \
+            node.inputs[1] is target
     if isinstance(node.op, SoftmaxLayerStep):
         loss, backprop = node.op.parts(node)
         return _may_write_into((loss.outputs[:1] + backprop.outputs)[value.index], target)

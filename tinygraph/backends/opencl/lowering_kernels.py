@@ -220,6 +220,10 @@ _DOT_XENT_MAX_CLASSES = 32
 _DOT_XENT_MAX_WORK = 1 << 17
 
 
+#: the work-items up to which a TakeRows kernel advancing its selector in place runs as one
+#: work-group
+_ONE_GROUP_MAX = 1024
+
 #: the multiply-adds (rows x hidden units x classes) up to which one work-group also computes
 #: the layer's backward product and updates (each as much work again, in scalar loops)
 _SOFTMAX_STEP_MAX_WORK = 1 << 15
@@ -354,14 +358,20 @@ def lower_gather(builder, node) -> None:
 def lower_take_rows(builder, node) -> None:
     """The rows of every array of a ``TakeRows`` node, gathered by one kernel that reads the
     index (or the table and selector it comes from) itself. Rows that only products read stay
-    in place: the kernel writes their checked index instead (see row_gathers.py)."""
+    in place: the kernel writes their checked index instead (see row_gathers.py). An advanced
+    selector (``advance``) is written over the selector when it is that shared variable's
+    update and the kernel runs as one work-group, else into its own array."""
+    op = node.op
     inputs = [builder.array(v) for v in node.inputs]
-    index, arrays = inputs[:node.op.n_index_inputs], inputs[node.op.n_index_inputs:]
+    index, arrays = inputs[:op.n_index_inputs], inputs[op.n_index_inputs:]
     n_rows = builder.shape(node.outputs[0])[0]
+    if op.advance is not None and (n_rows == 0 or index[1].shape[0] == 0):
+        builder.host_fallback(node)
+        return
     decisions = [row_gathers.in_place(builder, node, j, array) for j, array in enumerate(arrays)]
     in_place = {j for j, (kept, _) in enumerate(decisions) if kept}
     targets = []
-    for j, out in enumerate(node.outputs):
+    for j, out in enumerate(node.outputs[:len(arrays)]):
         if j in in_place:
             rows = builder.allocate((n_rows,), np.int32)
             builder.rows_in_place[out.id] = row_gathers.RowsInPlace(
@@ -369,10 +379,23 @@ def lower_take_rows(builder, node) -> None:
             targets.append(rows)
         else:
             targets.append(builder.new_array(out))
+    layout = (n_rows, [a.dtype.name for a in arrays], [a.shape for a in arrays],
+              [a.strides for a in arrays])
+    advance = None
+    if op.advance is not None:
+        over_selector = False
+        if k.take_rows_one_group(*layout, in_place, index[1].shape[0], min(
+                _ONE_GROUP_MAX, builder.runtime.device.max_work_group_size)):
+            target, over_selector = builder.output_array(node, [index[0], *arrays],
+                                                         aligned=[index[1]], output=len(arrays),
+                                                         deferred=False)
+        else:
+            target = builder.new_array(node.outputs[-1])
+        targets.append(target)
+        advance = (op.advance, over_selector)
     specs = k.take_rows_specs(n_rows, [i.dtype.name for i in index],
                               [i.shape for i in index], [i.strides for i in index],
-                              [a.dtype.name for a in arrays], [a.shape for a in arrays],
-                              [a.strides for a in arrays], in_place)
+                              *layout[1:], in_place, advance)
     builder.add_specs(specs, node, inputs, targets)
 
 

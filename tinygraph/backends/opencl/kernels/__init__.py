@@ -3,7 +3,7 @@
 and random draws)."""
 
 from .generate import RandomBase, RandomKey, arange_specs, maps_in_lanes, random_specs
-from .indexing import gather_specs, scatter_specs, take_rows_specs
+from .indexing import gather_specs, scatter_specs, take_rows_one_group, take_rows_specs
 from .reduce import argmax_specs, reduce_specs
 from .softmax import (
     crossentropy_grad_specs,
@@ -22,4 +22,5 @@ __all__ = ["RandomBase", "RandomKey", "arange_specs", "argmax_specs", "backward_
            "column_operands", "crossentropy_grad_specs", "crossentropy_specs",
            "crossentropy_total_specs", "dot_crossentropy_total_specs", "gather_specs",
            "maps_in_lanes", "random_specs", "reduce_specs", "scatter_specs",
-           "softmax_layer_step_specs", "softmax_specs", "take_rows_specs"]
+           "softmax_layer_step_specs", "softmax_specs", "take_rows_one_group",
+           "take_rows_specs"]

@@ -171,25 +171,47 @@ def _take_block(j, dtype, shape, strides, chunks) -> tuple[str, list[str]]:
     return typedef, lines + ["    }", "}"]
 
 
-def take_rows_specs(n_rows, index_dtypes, index_shapes, index_strides, dtypes, shapes,
-                    strides, in_place=()) -> list[KernelSpec]:
-    """Output j = the rows of array j (input ``len(index_shapes) + j``) picked by one index
-    of ``n_rows`` entries, all in one launch: the index is input 0 (a vector), or, with two
-    index inputs, ``table[selector]`` flattened (a table row chosen by a step counter).
-    For j in ``in_place`` output j is instead the int32 vector of the rows of array j to read
-    (negatives wrapped, 0 for a bad entry): its consumers read them in place (row_gathers.py).
-
-    A work-item reads the index of one output row, checks it against every array (wrapping
-    negatives once) and copies one chunk of that row of every output; rows split into chunks
-    as a gather of the widest output's rows would (see ``_row_chunks``)."""
-    if n_rows == 0:
-        return []
+def _take_rows_layouts(n_rows, dtypes, shapes, strides, in_place):
+    """(row layouts, chunks per row, work-items, global size, local size) of the TakeRows
+    kernel."""
     layouts = [(0, [], False, 1) if j in in_place else _row_layout(d, sh, st)
                for j, (d, sh, st) in enumerate(zip(dtypes, shapes, strides))]
     row, _, _, width = max(layouts, key=lambda layout: layout[0])
     chunks = _row_chunks(n_rows, row, width)[1] if row else 1
     n_items = n_rows * chunks
     gsize, lsize = launch_work(n_items, n_rows * sum(layout[0] for layout in layouts))
+    return layouts, chunks, n_items, gsize, lsize
+
+
+def take_rows_one_group(n_rows, dtypes, shapes, strides, in_place, n_selector: int,
+                        max_group: int) -> bool:
+    """Whether the TakeRows kernel of these outputs, advancing a selector of ``n_selector``
+    entries, can run as one work-group of at most ``max_group`` work-items, as it would for
+    its rows anyway (its work-items can then wait for each other: see take_rows_specs'
+    ``advance``)."""
+    _, _, n_items, gsize, lsize = _take_rows_layouts(n_rows, dtypes, shapes, strides, in_place)
+    return gsize == lsize and max(n_items, n_selector) <= max_group
+
+
+def take_rows_specs(n_rows, index_dtypes, index_shapes, index_strides, dtypes, shapes,
+                    strides, in_place=(), advance=None) -> list[KernelSpec]:
+    """Output j = the rows of array j (input ``len(index_shapes) + j``) picked by one index
+    of ``n_rows`` entries, all in one launch: the index is input 0 (a vector), or, with two
+    index inputs, ``table[selector]`` flattened (a table row chosen by a step counter).
+    For j in ``in_place`` output j is instead the int32 vector of the rows of array j to read
+    (negatives wrapped, 0 for a bad entry): its consumers read them in place (row_gathers.py).
+    With ``advance`` = (k, over the selector) (table form, rows and selector not empty) one
+    more output is ``selector + k``; when it overwrites the selector itself, the kernel runs as one
+    work-group (``take_rows_one_group`` must hold) whose work-items write it after a barrier,
+    once all of them have read the selector.
+
+    A work-item reads the index of one output row, checks it against every array (wrapping
+    negatives once) and copies one chunk of that row of every output; rows split into chunks
+    as a gather of the widest output's rows would (see ``_row_chunks``)."""
+    if n_rows == 0:
+        return []
+    layouts, chunks, n_items, gsize, lsize = _take_rows_layouts(n_rows, dtypes, shapes,
+                                                                strides, in_place)
     params, body = _row_source(index_dtypes, index_shapes, index_strides)
     locate = "long b = gid;" if chunks == 1 else f"long b = gid / {chunks}L, c = gid % {chunks}L;"
     typedefs = {}
@@ -206,16 +228,31 @@ def take_rows_specs(n_rows, index_dtypes, index_shapes, index_strides, dtypes, s
         typedef, lines = _take_block(j, dtype, shape, stride, chunks)
         typedefs[typedef] = None
         body += lines
-    outs = ", ".join(f"__global {'int' if j in in_place else c_type(d)} *y{j}, long y{j}_off"
-                     for j, d in enumerate(dtypes))
+    outs = [f"__global {'int' if j in in_place else c_type(d)} *y{j}, long y{j}_off"
+            for j, d in enumerate(dtypes)]
+    rows = "".join(f"    {line}\n" for line in body)
+    if advance is None:
+        code = f"{guard(n_items, gsize)}    {locate}\n{rows}"
+    else:
+        k, over_selector = advance
+        n_sel, (sel_stride,) = index_shapes[1][0], index_strides[1]
+        sel_type = c_type(index_dtypes[1])
+        outs.append(f"__global {sel_type} *y{len(dtypes)}, long y{len(dtypes)}_off")
+        if over_selector:
+            gsize = lsize = (max(n_items, n_sel),)
+        elif n_sel > gsize[0]:
+            gsize = (-(-n_sel // lsize[0]) * lsize[0],)
+        code = (f"    if (gid < {n_items}L) {{\n    {locate}\n{rows}    }}\n"
+                + ("    barrier(CLK_GLOBAL_MEM_FENCE);\n" if over_selector else "")
+                + f"    if (gid < {n_sel}L) y{len(dtypes)}[y{len(dtypes)}_off + gid] = "
+                f"({sel_type})(selector[selector_off + gid * {sel_stride}L] + {k}L);\n")
     src = (f"{fp64_pragma(*dtypes)}{''.join(typedefs)}"
-           f"__kernel void tg_take_rows({', '.join(params)}, {outs}, "
+           f"__kernel void tg_take_rows({', '.join(params)}, {', '.join(outs)}, "
            "__global int *err, long err_off) {\n"
-           f"    long gid = get_global_id(0);\n{guard(n_items, gsize)}    {locate}\n"
-           + "".join(f"    {line}\n" for line in body) + "}\n")
+           f"    long gid = get_global_id(0);\n{code}}}\n")
     n_inputs = len(index_shapes) + len(dtypes)
     args = ([Operand("in", i) for i in range(n_inputs)]
-            + [Operand("out", j) for j in range(len(dtypes))] + [Operand("scratch", 0)])
+            + [Operand("out", j) for j in range(len(outs))] + [Operand("scratch", 0)])
     return [KernelSpec(src, "tg_take_rows", gsize, lsize, args, (1,), ("int32",))]
 
 
