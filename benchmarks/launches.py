@@ -32,6 +32,9 @@ import time
 import numpy as np
 import pyopencl as cl
 
+from tinygraph.backends.opencl.device import select_device
+from tinygraph.backends.opencl.vector_target import pocl_cpu
+
 SOURCE = """
 __kernel void probe(__global float *x, const int steps) {
   const size_t i = get_global_id(0);
@@ -42,7 +45,6 @@ __kernel void probe(__global float *x, const int steps) {
 }
 """
 CASES = [(groups, steps) for steps in (1000, 5000, 20000, 80000) for groups in (1, 2, 8)]
-_POCL = "Portable Computing Language"
 
 
 def chain(x: np.ndarray, steps: int) -> np.ndarray:
@@ -117,15 +119,6 @@ def measure(device, launches: int, reps: int, cases=CASES) -> list[dict]:
     return rows
 
 
-def device_of(spec: str | None):
-    """The OpenCL device of a "P:D" spec, or the first PoCL platform's CPU for None."""
-    if spec:
-        p, d = (int(i) for i in spec.split(":"))
-        return cl.get_platforms()[p].get_devices()[d]
-    platform = next(p for p in cl.get_platforms() if _POCL in p.name)
-    return platform.get_devices(cl.device_type.CPU)[0]
-
-
 def one_thread_rows(args) -> list[dict]:
     """The rows of the same run in a child process with one PoCL worker thread."""
     command = [sys.executable, __file__, "--json-only", "--no-one-thread",
@@ -140,19 +133,20 @@ def one_thread_rows(args) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", metavar="P:D", help="OpenCL platform and device index")
+    parser.add_argument("--device", metavar="P:D",
+                        help="OpenCL platform and device index (default: tinygraph's choice)")
     parser.add_argument("--launches", type=int, default=200, help="launches per timing")
     parser.add_argument("--reps", type=int, default=5, help="repeats per case")
     parser.add_argument("--no-one-thread", action="store_true",
                         help="skip the run with one PoCL worker thread")
     parser.add_argument("--json-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    device = device_of(args.device)
+    device = select_device(f"opencl:{args.device}" if args.device else "opencl").device
     x = np.linspace(0, 1, 8, dtype=np.float32)
     if not np.allclose(Probe(device).run(8, 1000, x), chain(x, 1000), rtol=1e-4):
         raise SystemExit("the probe kernel computed a wrong result on this device")
     rows = [{"threads": "all"} | row for row in measure(device, args.launches, args.reps)]
-    if not args.no_one_thread and _POCL in device.platform.name:
+    if not args.no_one_thread and pocl_cpu(device):
         rows += [row | {"threads": "1"} for row in one_thread_rows(args)]
     if not args.json_only:
         print(f"device: {device.platform.version} / {device.name}, "

@@ -15,13 +15,9 @@ _SPEC.loader.exec_module(gemm_benchmark)
 
 
 @pytest.fixture
-def devices(backend):
+def devices(opencl_device):
     """Two contexts with a queue each on the tests' OpenCL device."""
-    if backend != "opencl":
-        pytest.skip("the benchmark times OpenCL")
-    from tinygraph.backends.opencl.device import select_device
-
-    device = select_device("opencl").device
+    device = opencl_device.device
     contexts = [cl.Context([device]) for _ in range(2)]
     return [(context, cl.CommandQueue(context)) for context in contexts]
 

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyopencl as cl
 import pytest
+
+from tinygraph.backends.opencl.vector_target import pocl_cpu
 
 SCRIPT = Path(__file__).parents[2] / "benchmarks" / "launches.py"
 _SPEC = importlib.util.spec_from_file_location("tinygraph_launches_benchmark", SCRIPT)
@@ -18,12 +19,8 @@ _SPEC.loader.exec_module(launches)
 
 
 @pytest.fixture
-def device(backend):
-    if backend != "opencl":
-        pytest.skip("the benchmark times OpenCL")
-    from tinygraph.backends.opencl.device import select_device
-
-    return select_device("opencl").device
+def device(opencl_device):
+    return opencl_device.device
 
 
 def test_probe_computes_the_chain_in_every_work_group(device):
@@ -44,16 +41,15 @@ def test_measure_reports_times_and_how_parallel_the_groups_ran(device):
     assert rows[1]["group_us"] > rows[0]["group_us"]
 
 
-def test_script_prints_the_table_and_json_for_all_threads_and_one(device):
-    spec = f"{cl.get_platforms().index(device.platform)}:" \
-        f"{device.platform.get_devices().index(device)}"
+def test_script_prints_the_table_and_json_for_all_threads_and_one(opencl_device):
+    device, spec = opencl_device.device, opencl_device.spec.removeprefix("opencl:")
     run = subprocess.run([sys.executable, str(SCRIPT), "--device", spec,
                           "--launches", "3", "--reps", "1"],
                          capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stderr
     assert "parallel" in run.stdout.splitlines()[1]
     rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    threads = ["all"] + (["1"] if launches._POCL in device.platform.name else [])
+    threads = ["all"] + (["1"] if pocl_cpu(device) else [])
     assert sorted({r["threads"] for r in rows}) == sorted(threads)
     for name in threads:
         cases = [(r["groups"], r["steps"]) for r in rows if r["threads"] == name]

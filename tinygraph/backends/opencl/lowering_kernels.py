@@ -220,10 +220,6 @@ _DOT_XENT_MAX_CLASSES = 32
 _DOT_XENT_MAX_WORK = 1 << 17
 
 
-#: the work-items up to which a TakeRows kernel advancing its selector in place runs as one
-#: work-group
-_ONE_GROUP_MAX = 1024
-
 #: the multiply-adds (rows x hidden units x classes) up to which one work-group also computes
 #: the layer's backward product and updates (each as much work again, in scalar loops)
 _SOFTMAX_STEP_MAX_WORK = 1 << 15
@@ -384,8 +380,8 @@ def lower_take_rows(builder, node) -> None:
     advance = None
     if op.advance is not None:
         over_selector = False
-        if k.take_rows_one_group(*layout, in_place, index[1].shape[0], min(
-                _ONE_GROUP_MAX, builder.runtime.device.max_work_group_size)):
+        if k.take_rows_one_group(*layout, in_place, index[1].shape[0],
+                                 builder.runtime.device.max_work_group_size):
             target, over_selector = builder.output_array(node, [index[0], *arrays],
                                                          aligned=[index[1]], output=len(arrays),
                                                          deferred=False)

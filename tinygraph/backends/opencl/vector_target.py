@@ -39,7 +39,7 @@ def compiles_for_avx512(device) -> bool:
     return "avx512" in getattr(device, "name", "").lower()
 
 
-def _pocl_cpu(device) -> bool:
+def pocl_cpu(device) -> bool:
     """Whether the device is PoCL's CPU device: it runs kernels on this process's CPU."""
     platform = getattr(device, "platform", None)
     return _POCL in getattr(platform, "name", "") and bool(
@@ -49,7 +49,7 @@ def _pocl_cpu(device) -> bool:
 def avx512_by_attribute(device) -> bool:
     """Whether AVX-512 code reaches this device only through a target attribute: a PoCL CPU
     device compiling for less, on a CPU that has it."""
-    return not compiles_for_avx512(device) and _pocl_cpu(device) and cpu_has_avx512()
+    return not compiles_for_avx512(device) and pocl_cpu(device) and cpu_has_avx512()
 
 
 def vector_bits(device) -> int:
